@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/bidora/bidora/internal/plot"
 	"github.com/bidora/bidora/optim"
-	"github.com/bidora/bidora/plot"
 	"github.com/bidora/bidora/safetensors"
 	"github.com/bidora/bidora/train"
 )

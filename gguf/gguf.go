@@ -28,7 +28,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/bidora/bidora/atomicfile"
+	"github.com/bidora/bidora/internal/atomicfile"
 )
 
 // Format constants.

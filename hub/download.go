@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bidora/bidora/progress"
+	"github.com/bidora/bidora/internal/progress"
 )
 
 // fileMeta is what a HEAD on a resolve URL tells about one file.

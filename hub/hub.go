@@ -47,7 +47,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/bidora/bidora/progress"
+	"github.com/bidora/bidora/internal/progress"
 )
 
 // DefaultEndpoint is the public hub.

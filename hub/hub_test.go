@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/bidora/bidora/hub/hubtest"
-	"github.com/bidora/bidora/progress"
+	"github.com/bidora/bidora/internal/progress"
 )
 
 func init() { retryDelay = 10 * time.Millisecond }

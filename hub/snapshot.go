@@ -15,7 +15,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/bidora/bidora/progress"
+	"github.com/bidora/bidora/internal/progress"
 )
 
 // RepoFile is one file of a repository listing.

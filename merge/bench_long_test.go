@@ -11,10 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bidora/bidora/catalog"
+	"github.com/bidora/bidora/internal/catalog"
+	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/peft"
 	"github.com/bidora/bidora/safetensors"
-	"github.com/bidora/bidora/testmodel"
 )
 
 // Environment of the child process that runs one merge for the benchmark.
@@ -61,7 +61,7 @@ func BenchmarkMergePeakRSS(b *testing.B) {
 	c := e.Config
 	dir := b.TempDir()
 	baseDir := filepath.Join(dir, "base")
-	if err := testmodel.Write(baseDir, testmodel.Options{
+	if err := tinymodel.Write(baseDir, tinymodel.Options{
 		Arch: c.ModelType, HiddenSize: c.HiddenSize, IntermediateSize: c.IntermediateSize, NumLayers: c.NumHiddenLayers,
 		NumHeads: c.NumAttentionHeads, NumKVHeads: c.NumKeyValueHeads, HeadDim: c.HeadDim, VocabSize: c.VocabSize,
 		Tied: c.TieWordEmbeddings, DType: safetensors.BF16, Shards: 2,

@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"github.com/bidora/bidora/engine"
+	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/model"
 	"github.com/bidora/bidora/peft"
-	"github.com/bidora/bidora/testmodel"
 )
 
 // logits runs the model in dir (plus the adapter in adapter, if set) in f32.
@@ -48,17 +48,17 @@ func TestMergedLogits(t *testing.T) {
 	ids := []int32{3, 17, 99, 250, 4, 61, 120, 7, 200, 33, 150, 12}
 	for _, tc := range []struct {
 		name string
-		base testmodel.Options
+		base tinymodel.Options
 		cfg  func(*peft.Config)
 	}{
-		{"lora llama", testmodel.Options{}, func(c *peft.Config) {}},
-		{"rslora patterns qwen2", testmodel.Options{Arch: "qwen2"}, func(c *peft.Config) {
+		{"lora llama", tinymodel.Options{}, func(c *peft.Config) {}},
+		{"rslora patterns qwen2", tinymodel.Options{Arch: "qwen2"}, func(c *peft.Config) {
 			c.UseRslora = true
 			c.TargetModules = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 			c.RankPattern = peft.Patterns{{Key: `layers\.1\.mlp\.down_proj`, Value: 2}}
 			c.AlphaPattern = peft.Patterns{{Key: "o_proj", Value: 3}}
 		}},
-		{"dora llama", testmodel.Options{NumKVHeads: 4}, func(c *peft.Config) {
+		{"dora llama", tinymodel.Options{NumKVHeads: 4}, func(c *peft.Config) {
 			c.UseDora = true
 			c.TargetModules = []string{"q_proj", "v_proj", "up_proj", "down_proj"}
 		}},

@@ -13,17 +13,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/peft"
 	"github.com/bidora/bidora/safetensors"
-	"github.com/bidora/bidora/testmodel"
 )
 
 // writeBase writes a random model and returns its directory and config.
-func writeBase(t testing.TB, opts testmodel.Options) (string, *modelcfg.Config) {
+func writeBase(t testing.TB, opts tinymodel.Options) (string, *modelcfg.Config) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "base")
-	if err := testmodel.Write(dir, opts); err != nil {
+	if err := tinymodel.Write(dir, opts); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := modelcfg.Load(dir)
@@ -116,32 +116,32 @@ func TestMerge(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		base   testmodel.Options
+		base   tinymodel.Options
 		cfg    func(*peft.Config)
 		dtype  safetensors.DType // Options.DType
 		wantDT safetensors.DType
 	}{
-		{"lora f32", testmodel.Options{}, func(c *peft.Config) {}, "", safetensors.F32},
-		{"rslora bf16 all-linear", testmodel.Options{DType: safetensors.BF16, NumLayers: 1},
+		{"lora f32", tinymodel.Options{}, func(c *peft.Config) {}, "", safetensors.F32},
+		{"rslora bf16 all-linear", tinymodel.Options{DType: safetensors.BF16, NumLayers: 1},
 			func(c *peft.Config) { c.UseRslora = true; c.TargetModules = slices.Clone(modelcfg.Projections) }, "", safetensors.BF16},
-		{"patterns sharded base", testmodel.Options{Shards: 3, NumLayers: 3},
+		{"patterns sharded base", tinymodel.Options{Shards: 3, NumLayers: 3},
 			func(c *peft.Config) {
 				c.TargetModules = []string{"q_proj", "v_proj", "down_proj"}
 				c.RankPattern = pat(`layers\.1\.self_attn\.q_proj`, 2.0, "down_proj", 6.0)
 				c.AlphaPattern = pat(`v_proj`, 3.0)
 			}, "", safetensors.F32},
-		{"dora qwen2 f32", testmodel.Options{Arch: "qwen2"},
+		{"dora qwen2 f32", tinymodel.Options{Arch: "qwen2"},
 			func(c *peft.Config) {
 				c.UseDora = true
 				c.TargetModules = []string{"q_proj", "k_proj", "o_proj", "up_proj"}
 			}, "", safetensors.F32},
-		{"dora rslora bf16 to f32", testmodel.Options{DType: safetensors.BF16, Tied: true},
+		{"dora rslora bf16 to f32", tinymodel.Options{DType: safetensors.BF16, Tied: true},
 			func(c *peft.Config) {
 				c.UseDora = true
 				c.UseRslora = true
 				c.TargetModules = []string{"v_proj", "gate_proj"}
 			}, safetensors.F32, safetensors.F32},
-		{"lora f16 to bf16", testmodel.Options{DType: safetensors.F16, Arch: "mistral"}, func(c *peft.Config) {}, safetensors.BF16, safetensors.BF16},
+		{"lora f16 to bf16", tinymodel.Options{DType: safetensors.F16, Arch: "mistral"}, func(c *peft.Config) {}, safetensors.BF16, safetensors.BF16},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			baseDir, mcfg := writeBase(t, tc.base)
@@ -242,7 +242,7 @@ func parseWeight(name string) (peft.Key, error) {
 }
 
 func TestMergeShards(t *testing.T) {
-	baseDir, mcfg := writeBase(t, testmodel.Options{NumLayers: 3, DType: safetensors.BF16})
+	baseDir, mcfg := writeBase(t, tinymodel.Options{NumLayers: 3, DType: safetensors.BF16})
 	cfg := peft.NewConfig("b", 4, 8, 0, []string{"q_proj", "down_proj"})
 	adDir, _ := writeAdapter(t, mcfg, cfg, 2)
 	single := filepath.Join(t.TempDir(), "single")
@@ -309,7 +309,7 @@ func TestMergeShards(t *testing.T) {
 }
 
 func TestMergeOutputDir(t *testing.T) {
-	baseDir, mcfg := writeBase(t, testmodel.Options{NumLayers: 1})
+	baseDir, mcfg := writeBase(t, tinymodel.Options{NumLayers: 1})
 	adDir, _ := writeAdapter(t, mcfg, peft.NewConfig("b", 2, 4, 0, []string{"v_proj"}), 3)
 	out := filepath.Join(t.TempDir(), "out")
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -347,8 +347,8 @@ func TestMergeOutputDir(t *testing.T) {
 }
 
 func TestMergeErrors(t *testing.T) {
-	baseDir, mcfg := writeBase(t, testmodel.Options{NumLayers: 2})
-	otherDir, other := writeBase(t, testmodel.Options{NumLayers: 2, HiddenSize: 32})
+	baseDir, mcfg := writeBase(t, tinymodel.Options{NumLayers: 2})
+	otherDir, other := writeBase(t, tinymodel.Options{NumLayers: 2, HiddenSize: 32})
 	_ = otherDir
 	good := peft.NewConfig("b", 2, 4, 0, []string{"q_proj"})
 	goodDir, goodTensors := writeAdapter(t, mcfg, good, 4)

@@ -9,10 +9,10 @@ import (
 	"testing"
 
 	"github.com/bidora/bidora/engine"
+	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/quant"
 	"github.com/bidora/bidora/safetensors"
 	"github.com/bidora/bidora/sample"
-	"github.com/bidora/bidora/testmodel"
 	"github.com/bidora/bidora/tokenizer"
 )
 
@@ -46,10 +46,10 @@ func assertRowClose(t *testing.T, what string, got, want []float32) {
 	}
 }
 
-func writeTestModel(t *testing.T, o testmodel.Options) *Model {
+func writeTestModel(t *testing.T, o tinymodel.Options) *Model {
 	t.Helper()
 	dir := t.TempDir()
-	if err := testmodel.Write(dir, o); err != nil {
+	if err := tinymodel.Write(dir, o); err != nil {
 		t.Fatal(err)
 	}
 	m, err := Load(dir, Options{})
@@ -103,17 +103,17 @@ func checkCacheAgainstFull(t *testing.T, m *Model, ids []int, prompt, chunk, cap
 func TestExtendMatchesLogits(t *testing.T) {
 	cases := []struct {
 		name            string
-		o               testmodel.Options
+		o               tinymodel.Options
 		adapter         *AdapterConfig
 		prompt, chunk   int
 		capacity, total int
 	}{
-		{name: "llama bf16", o: testmodel.Options{Arch: "llama", DType: safetensors.BF16, NumLayers: 3, Seed: 1}, prompt: 7, chunk: 128, total: 20},
-		{name: "qwen2 biases, chunked prefill", o: testmodel.Options{Arch: "qwen2", DType: safetensors.BF16, Seed: 2}, prompt: 23, chunk: 5, total: 30},
-		{name: "mistral f32, MHA", o: testmodel.Options{Arch: "mistral", NumHeads: 4, NumKVHeads: 4, Seed: 3}, prompt: 1, chunk: 128, total: 12},
-		{name: "llama LoRA, growing cache", o: testmodel.Options{Arch: "llama", DType: safetensors.BF16, Tied: true, Seed: 4},
+		{name: "llama bf16", o: tinymodel.Options{Arch: "llama", DType: safetensors.BF16, NumLayers: 3, Seed: 1}, prompt: 7, chunk: 128, total: 20},
+		{name: "qwen2 biases, chunked prefill", o: tinymodel.Options{Arch: "qwen2", DType: safetensors.BF16, Seed: 2}, prompt: 23, chunk: 5, total: 30},
+		{name: "mistral f32, MHA", o: tinymodel.Options{Arch: "mistral", NumHeads: 4, NumKVHeads: 4, Seed: 3}, prompt: 1, chunk: 128, total: 12},
+		{name: "llama LoRA, growing cache", o: tinymodel.Options{Arch: "llama", DType: safetensors.BF16, Tied: true, Seed: 4},
 			adapter: &AdapterConfig{Targets: []string{"all-linear"}, Rank: 4, Alpha: 8}, prompt: 6, chunk: 4, capacity: 3, total: 25},
-		{name: "qwen2 DoRA rsLoRA", o: testmodel.Options{Arch: "qwen2", DType: safetensors.BF16, Seed: 5},
+		{name: "qwen2 DoRA rsLoRA", o: tinymodel.Options{Arch: "qwen2", DType: safetensors.BF16, Seed: 5},
 			adapter: &AdapterConfig{Targets: []string{"q_proj", "v_proj", "down_proj"}, Rank: 3, Alpha: 6, DoRA: true, RSLoRA: true}, prompt: 9, chunk: 128, total: 16},
 	}
 	for _, c := range cases {
@@ -194,7 +194,7 @@ func checkGreedy(t *testing.T, m *Model, prompt, gen []int) {
 }
 
 func TestGenerateStops(t *testing.T) {
-	m := writeTestModel(t, testmodel.Options{Arch: "qwen2", DType: safetensors.BF16, Seed: 9})
+	m := writeTestModel(t, tinymodel.Options{Arch: "qwen2", DType: safetensors.BF16, Seed: 9})
 	prompt := testIDs(5, m.Config.VocabSize)
 	ctx := context.Background()
 	ref, err := m.Generate(ctx, mustCache(t, m, 0), prompt, GenerateOptions{MaxNewTokens: 12})
@@ -235,7 +235,7 @@ func TestGenerateStops(t *testing.T) {
 // A second prompt sharing a prefix with what is cached reuses that part and gives the
 // same tokens as a fresh cache.
 func TestGenerateReusesPrefix(t *testing.T) {
-	m := writeTestModel(t, testmodel.Options{Arch: "llama", DType: safetensors.BF16, Seed: 10})
+	m := writeTestModel(t, tinymodel.Options{Arch: "llama", DType: safetensors.BF16, Seed: 10})
 	ctx := context.Background()
 	kc := mustCache(t, m, 0)
 	first := testIDs(8, m.Config.VocabSize)
@@ -270,7 +270,7 @@ func TestGenerateReusesPrefix(t *testing.T) {
 
 // The same seed samples the same tokens; another seed (very likely) does not.
 func TestGenerateSampledSeed(t *testing.T) {
-	m := writeTestModel(t, testmodel.Options{Arch: "llama", Seed: 11})
+	m := writeTestModel(t, tinymodel.Options{Arch: "llama", Seed: 11})
 	prompt := testIDs(4, m.Config.VocabSize)
 	run := func(seed uint64) []int {
 		s, err := sample.New(sample.Config{Temperature: 5, TopK: 40, TopP: 0.95, Seed: seed})
@@ -293,8 +293,8 @@ func TestGenerateSampledSeed(t *testing.T) {
 }
 
 func TestExtendErrors(t *testing.T) {
-	m := writeTestModel(t, testmodel.Options{Arch: "llama", MaxPositionEmbeddings: 16, Seed: 12})
-	other := writeTestModel(t, testmodel.Options{Arch: "llama", Seed: 12})
+	m := writeTestModel(t, tinymodel.Options{Arch: "llama", MaxPositionEmbeddings: 16, Seed: 12})
+	other := writeTestModel(t, tinymodel.Options{Arch: "llama", Seed: 12})
 	ctx := context.Background()
 	if _, err := m.NewKVCache(17); err == nil {
 		t.Error("capacity beyond max_position_embeddings: no error")

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/quant"
 	"github.com/bidora/bidora/safetensors"
-	"github.com/bidora/bidora/testmodel"
 )
 
 // procStatusKB reads a kB field of /proc/self/status (VmHWM, VmRSS).
@@ -44,7 +44,7 @@ func procStatusKB(t *testing.T, field string) int64 {
 // are released as soon as it is quantised).
 func TestLoadQuantizedPeakRSS(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "model")
-	if err := testmodel.Write(dir, testmodel.Options{Arch: "llama", HiddenSize: 1024, IntermediateSize: 2816, NumLayers: 8,
+	if err := tinymodel.Write(dir, tinymodel.Options{Arch: "llama", HiddenSize: 1024, IntermediateSize: 2816, NumLayers: 8,
 		NumHeads: 16, NumKVHeads: 4, DType: safetensors.BF16, Tied: true, Seed: 1}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,13 @@ import (
 	"testing"
 
 	"github.com/bidora/bidora/engine"
-	"github.com/bidora/bidora/memplan"
+	"github.com/bidora/bidora/internal/memplan"
+	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/nn"
 	"github.com/bidora/bidora/optim"
 	"github.com/bidora/bidora/quant"
 	"github.com/bidora/bidora/safetensors"
-	"github.com/bidora/bidora/testmodel"
 )
 
 // quantTestDir writes a small random bf16 model whose projections have shapes that
@@ -23,7 +23,7 @@ import (
 func quantTestDir(t *testing.T, arch string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "model")
-	if err := testmodel.Write(dir, testmodel.Options{Arch: arch, HiddenSize: 48, IntermediateSize: 100, NumLayers: 2,
+	if err := tinymodel.Write(dir, tinymodel.Options{Arch: arch, HiddenSize: 48, IntermediateSize: 100, NumLayers: 2,
 		NumHeads: 4, NumKVHeads: 2, DType: safetensors.BF16, Seed: 11}); err != nil {
 		t.Fatal(err)
 	}

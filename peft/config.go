@@ -22,7 +22,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bidora/bidora/atomicfile"
+	"github.com/bidora/bidora/internal/atomicfile"
 
 	"github.com/bidora/bidora/modelcfg"
 )

@@ -11,7 +11,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/bidora/bidora/atomicfile"
+	"github.com/bidora/bidora/internal/atomicfile"
 )
 
 // Standard file names of a HuggingFace model directory.

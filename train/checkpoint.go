@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/bidora/bidora/atomicfile"
+	"github.com/bidora/bidora/internal/atomicfile"
 
+	"github.com/bidora/bidora/internal/plot"
 	"github.com/bidora/bidora/optim"
-	"github.com/bidora/bidora/plot"
 	"github.com/bidora/bidora/safetensors"
 )
 

@@ -14,10 +14,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bidora/bidora/catalog"
 	"github.com/bidora/bidora/engine"
+	"github.com/bidora/bidora/internal/catalog"
+	"github.com/bidora/bidora/internal/memplan"
 	"github.com/bidora/bidora/kernels"
-	"github.com/bidora/bidora/memplan"
 	"github.com/bidora/bidora/model"
 	"github.com/bidora/bidora/optim"
 )

@@ -12,8 +12,8 @@ import (
 
 	"github.com/bidora/bidora/config"
 	"github.com/bidora/bidora/dataset"
+	"github.com/bidora/bidora/internal/memplan"
 	"github.com/bidora/bidora/kernels"
-	"github.com/bidora/bidora/memplan"
 	"github.com/bidora/bidora/model"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/train"

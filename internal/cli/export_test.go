@@ -8,12 +8,12 @@ import (
 	"testing"
 
 	"github.com/bidora/bidora/gguf"
+	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/peft"
-	"github.com/bidora/bidora/testmodel"
 )
 
 func TestExportCmd(t *testing.T) {
-	base, adapter := writeTestAdapter(t, testmodel.Options{Arch: "qwen2"}, false)
+	base, adapter := writeTestAdapter(t, tinymodel.Options{Arch: "qwen2"}, false)
 	out := filepath.Join(t.TempDir(), "sub", "adapter.gguf")
 	code, stdout, stderr := runCLI(t, "", "export", "--adapter", adapter, "--format", "gguf-lora", "--output", out,
 		"--base-model-config", base, "--dtype", "f16", "--json")
@@ -62,9 +62,9 @@ func TestExportCmd(t *testing.T) {
 }
 
 func TestExportCmdErrors(t *testing.T) {
-	base, lora := writeTestAdapter(t, testmodel.Options{NumLayers: 1}, false)
-	_, dora := writeTestAdapter(t, testmodel.Options{NumLayers: 1}, true)
-	other, _ := writeTestAdapter(t, testmodel.Options{NumLayers: 1, HiddenSize: 32}, false)
+	base, lora := writeTestAdapter(t, tinymodel.Options{NumLayers: 1}, false)
+	_, dora := writeTestAdapter(t, tinymodel.Options{NumLayers: 1}, true)
+	other, _ := writeTestAdapter(t, tinymodel.Options{NumLayers: 1, HiddenSize: 32}, false)
 	existing := filepath.Join(t.TempDir(), "x.gguf")
 	if err := os.WriteFile(existing, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)

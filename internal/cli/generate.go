@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bidora/bidora/chattemplate"
+	"github.com/bidora/bidora/internal/memplan"
 	"github.com/bidora/bidora/kernels"
-	"github.com/bidora/bidora/memplan"
 	"github.com/bidora/bidora/model"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/sample"

@@ -9,16 +9,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/model"
 	"github.com/bidora/bidora/safetensors"
-	"github.com/bidora/bidora/testmodel"
 	"github.com/bidora/bidora/tokenizer"
 )
 
 func genTestModel(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := testmodel.Write(dir, testmodel.Options{Arch: "qwen2", DType: safetensors.BF16, Seed: 21}); err != nil {
+	if err := tinymodel.Write(dir, tinymodel.Options{Arch: "qwen2", DType: safetensors.BF16, Seed: 21}); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bidora/bidora/config"
-	"github.com/bidora/bidora/hardware"
-	"github.com/bidora/bidora/memplan"
+	"github.com/bidora/bidora/internal/hardware"
+	"github.com/bidora/bidora/internal/memplan"
 )
 
 type infoOptions struct {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bidora/bidora/hardware"
+	"github.com/bidora/bidora/internal/hardware"
 )
 
 func TestInfoText(t *testing.T) {

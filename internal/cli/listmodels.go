@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bidora/bidora/catalog"
 	"github.com/bidora/bidora/config"
-	"github.com/bidora/bidora/memplan"
+	"github.com/bidora/bidora/internal/catalog"
+	"github.com/bidora/bidora/internal/memplan"
 )
 
 type listModelsOptions struct {

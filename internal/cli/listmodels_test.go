@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bidora/bidora/catalog"
+	"github.com/bidora/bidora/internal/catalog"
 )
 
 func TestListModelsText(t *testing.T) {

@@ -7,18 +7,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/peft"
 	"github.com/bidora/bidora/safetensors"
-	"github.com/bidora/bidora/testmodel"
 )
 
 // writeTestAdapter writes a small random base model and a LoRA (or DoRA)
 // adapter for its q_proj and v_proj, returning both directories.
-func writeTestAdapter(t *testing.T, base testmodel.Options, dora bool) (baseDir, adapterDir string) {
+func writeTestAdapter(t *testing.T, base tinymodel.Options, dora bool) (baseDir, adapterDir string) {
 	t.Helper()
 	baseDir = filepath.Join(t.TempDir(), "base")
-	if err := testmodel.Write(baseDir, base); err != nil {
+	if err := tinymodel.Write(baseDir, base); err != nil {
 		t.Fatal(err)
 	}
 	mcfg, err := modelcfg.Load(baseDir)
@@ -57,7 +57,7 @@ func writeTestAdapter(t *testing.T, base testmodel.Options, dora bool) (baseDir,
 }
 
 func TestMergeCmd(t *testing.T) {
-	base, adapter := writeTestAdapter(t, testmodel.Options{DType: safetensors.BF16}, false)
+	base, adapter := writeTestAdapter(t, tinymodel.Options{DType: safetensors.BF16}, false)
 	out := filepath.Join(t.TempDir(), "merged")
 	code, stdout, stderr := runCLI(t, "", "merge", "--model", base, "--adapter", adapter, "--output", out,
 		"--dtype", "f16", "--max-shard-size", "100KB", "--json")
@@ -99,9 +99,9 @@ func TestMergeCmd(t *testing.T) {
 }
 
 func TestMergeCmdErrors(t *testing.T) {
-	base, adapter := writeTestAdapter(t, testmodel.Options{NumLayers: 1}, true)
+	base, adapter := writeTestAdapter(t, tinymodel.Options{NumLayers: 1}, true)
 	out := filepath.Join(t.TempDir(), "o")
-	other, _ := writeTestAdapter(t, testmodel.Options{NumLayers: 1, HiddenSize: 32}, true)
+	other, _ := writeTestAdapter(t, tinymodel.Options{NumLayers: 1, HiddenSize: 32}, true)
 	for _, tc := range []struct {
 		name string
 		args []string

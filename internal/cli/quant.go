@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/bidora/bidora/memplan"
+	"github.com/bidora/bidora/internal/memplan"
 	"github.com/bidora/bidora/model"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/quant"

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bidora/bidora/examples"
+	"github.com/bidora/bidora/internal/examples"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/quant"
 	"github.com/bidora/bidora/safetensors"

@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bidora/bidora/config"
-	"github.com/bidora/bidora/examples"
-	"github.com/bidora/bidora/testmodel"
+	"github.com/bidora/bidora/internal/examples"
+	"github.com/bidora/bidora/internal/tinymodel"
 )
 
 type quickstartOptions struct {
@@ -75,7 +75,7 @@ func runQuickstart(ctx context.Context, stdio *IO, opts *quickstartOptions) erro
 		if err := os.RemoveAll(modelDir); err != nil {
 			return err
 		}
-		if err := testmodel.Write(modelDir, testmodel.Options{Arch: "llama", HiddenSize: 128, IntermediateSize: 344,
+		if err := tinymodel.Write(modelDir, tinymodel.Options{Arch: "llama", HiddenSize: 128, IntermediateSize: 344,
 			NumLayers: 4, NumHeads: 4, NumKVHeads: 2, Tied: true, Seed: 1}); err != nil {
 			return fmt.Errorf("writing the tiny model: %w", err)
 		}

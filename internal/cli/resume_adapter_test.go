@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bidora/bidora/examples"
+	"github.com/bidora/bidora/internal/examples"
 )
 
 func TestResumeAdapter(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bidora/bidora/hub"
-	"github.com/bidora/bidora/progress"
+	"github.com/bidora/bidora/internal/progress"
 	"github.com/bidora/bidora/tokenizer"
 )
 

@@ -10,10 +10,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/bidora/bidora/catalog"
 	"github.com/bidora/bidora/config"
-	"github.com/bidora/bidora/hardware"
-	"github.com/bidora/bidora/memplan"
+	"github.com/bidora/bidora/internal/catalog"
+	"github.com/bidora/bidora/internal/hardware"
+	"github.com/bidora/bidora/internal/memplan"
 	"github.com/bidora/bidora/modelcfg"
 )
 

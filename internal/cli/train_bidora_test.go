@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bidora/bidora/examples"
+	"github.com/bidora/bidora/internal/examples"
 )
 
 func TestTrainBiDoRAEndToEnd(t *testing.T) {

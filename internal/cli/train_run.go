@@ -12,17 +12,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bidora/bidora/atomicfile"
+	"github.com/bidora/bidora/internal/atomicfile"
 
-	"github.com/bidora/bidora/catalog"
 	"github.com/bidora/bidora/config"
 	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/hub"
+	"github.com/bidora/bidora/internal/catalog"
+	"github.com/bidora/bidora/internal/memplan"
+	"github.com/bidora/bidora/internal/progress"
 	"github.com/bidora/bidora/kernels"
-	"github.com/bidora/bidora/memplan"
 	"github.com/bidora/bidora/model"
 	"github.com/bidora/bidora/modelcfg"
-	"github.com/bidora/bidora/progress"
 	"github.com/bidora/bidora/train"
 )
 

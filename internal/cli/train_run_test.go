@@ -7,15 +7,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bidora/bidora/examples"
-	"github.com/bidora/bidora/testmodel"
+	"github.com/bidora/bidora/internal/examples"
+	"github.com/bidora/bidora/internal/tinymodel"
 )
 
 // tinyModelDir writes a small random model with the built-in tokenizer.
 func tinyModelDir(t *testing.T, arch string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "model")
-	if err := testmodel.Write(dir, testmodel.Options{Arch: arch, HiddenSize: 32, IntermediateSize: 48, NumLayers: 2,
+	if err := tinymodel.Write(dir, tinymodel.Options{Arch: arch, HiddenSize: 32, IntermediateSize: 48, NumLayers: 2,
 		NumHeads: 4, NumKVHeads: 2, Tied: true, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}

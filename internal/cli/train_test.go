@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bidora/bidora/hardware"
+	"github.com/bidora/bidora/internal/hardware"
 )
 
 // fakeHardware makes commands see a fixed machine: 2 cores, availGiB of RAM, optional GPU.

@@ -1,4 +1,4 @@
-// Package testmodel writes small random HuggingFace model directories for
+// Package tinymodel writes small random HuggingFace model directories for
 // tests: config.json, weights (one model.safetensors or shards with an index),
 // tokenizer.json, tokenizer_config.json and generation_config.json, for any of
 // the supported architectures (llama, qwen2, mistral) and any size.
@@ -8,7 +8,7 @@
 // not depend on the number of shards. Linear and embedding weights are
 // normal(0, 0.02) as HF initialises them; RMSNorm weights are 1 + normal(0, 0.1)
 // and biases normal(0, 0.1), so that tests exercising them see their effect.
-package testmodel
+package tinymodel
 
 import (
 	"encoding/json"
@@ -20,7 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/bidora/bidora/atomicfile"
+	"github.com/bidora/bidora/internal/atomicfile"
 
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/safetensors"
@@ -67,7 +67,7 @@ func (o Options) withDefaults() (Options, error) {
 	switch o.Arch {
 	case "llama", "qwen2", "mistral":
 	default:
-		return o, fmt.Errorf("testmodel: arch %q is not supported; supported: llama, qwen2, mistral", o.Arch)
+		return o, fmt.Errorf("tinymodel: arch %q is not supported; supported: llama, qwen2, mistral", o.Arch)
 	}
 	if o.HiddenSize == 0 {
 		o.HiddenSize = 64
@@ -108,13 +108,13 @@ func (o Options) withDefaults() (Options, error) {
 	switch o.DType {
 	case safetensors.F32, safetensors.BF16, safetensors.F16:
 	default:
-		return o, fmt.Errorf("testmodel: dtype %s is not supported; want F32, BF16 or F16", o.DType)
+		return o, fmt.Errorf("tinymodel: dtype %s is not supported; want F32, BF16 or F16", o.DType)
 	}
 	if o.Shards == 0 {
 		o.Shards = 1
 	}
 	if o.Shards < 0 {
-		return o, fmt.Errorf("testmodel: shards must be positive, got %d", o.Shards)
+		return o, fmt.Errorf("tinymodel: shards must be positive, got %d", o.Shards)
 	}
 	return o, nil
 }
@@ -131,7 +131,7 @@ func Write(dir string, opts Options) error {
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("testmodel: %w", err)
+		return fmt.Errorf("tinymodel: %w", err)
 	}
 	tok, err := tokenizerFiles(o.TokenizerDir)
 	if err != nil {
@@ -141,7 +141,7 @@ func Write(dir string, opts Options) error {
 		o.VocabSize = (tok.size + 15) / 16 * 16
 	}
 	if o.VocabSize < tok.size {
-		return fmt.Errorf("testmodel: vocab_size %d is smaller than the tokenizer's %d tokens", o.VocabSize, tok.size)
+		return fmt.Errorf("tinymodel: vocab_size %d is smaller than the tokenizer's %d tokens", o.VocabSize, tok.size)
 	}
 	cfgJSON, err := configJSON(o, tok)
 	if err != nil {
@@ -149,7 +149,7 @@ func Write(dir string, opts Options) error {
 	}
 	cfg, err := modelcfg.Parse(cfgJSON)
 	if err != nil {
-		return fmt.Errorf("testmodel: options give an invalid model: %w", err)
+		return fmt.Errorf("tinymodel: options give an invalid model: %w", err)
 	}
 	if err := writeWeights(dir, o, cfg); err != nil {
 		return err
@@ -226,7 +226,7 @@ func configJSON(o Options, tok *tokenizer) ([]byte, error) {
 		}
 	case "qwen2":
 		if o.HeadDim != o.HiddenSize/o.NumHeads {
-			return nil, fmt.Errorf("testmodel: qwen2 has no head_dim field; HeadDim must be HiddenSize/NumHeads = %d, got %d", o.HiddenSize/o.NumHeads, o.HeadDim)
+			return nil, fmt.Errorf("tinymodel: qwen2 has no head_dim field; HeadDim must be HiddenSize/NumHeads = %d, got %d", o.HiddenSize/o.NumHeads, o.HeadDim)
 		}
 		c["use_sliding_window"] = o.SlidingWindow > 0
 		c["sliding_window"] = o.MaxPositionEmbeddings
@@ -237,7 +237,7 @@ func configJSON(o Options, tok *tokenizer) ([]byte, error) {
 	}
 	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("testmodel: %w", err)
+		return nil, fmt.Errorf("tinymodel: %w", err)
 	}
 	return append(data, '\n'), nil
 }
@@ -304,7 +304,7 @@ func numel(shape []int) int {
 func writeWeights(dir string, o Options, cfg *modelcfg.Config) error {
 	specs := tensorSpecs(cfg)
 	if o.Shards > len(specs) {
-		return fmt.Errorf("testmodel: %d shards for %d tensors", o.Shards, len(specs))
+		return fmt.Errorf("tinymodel: %d shards for %d tensors", o.Shards, len(specs))
 	}
 	// Split into contiguous shards of roughly equal size.
 	var total int
@@ -339,7 +339,7 @@ func writeWeights(dir string, o Options, cfg *modelcfg.Config) error {
 		}
 		w, err := safetensors.NewWriter(filepath.Join(dir, name), infos, map[string]string{"format": "pt"})
 		if err != nil {
-			return fmt.Errorf("testmodel: %w", err)
+			return fmt.Errorf("tinymodel: %w", err)
 		}
 		for _, s := range g {
 			vals := make([]float32, numel(s.shape))
@@ -359,12 +359,12 @@ func writeWeights(dir string, o Options, cfg *modelcfg.Config) error {
 			}
 			if err != nil {
 				_ = w.Abort()
-				return fmt.Errorf("testmodel: %w", err)
+				return fmt.Errorf("tinymodel: %w", err)
 			}
 			totalBytes += int64(len(data))
 		}
 		if err := w.Close(); err != nil {
-			return fmt.Errorf("testmodel: %w", err)
+			return fmt.Errorf("tinymodel: %w", err)
 		}
 	}
 	if o.Shards > 1 {
@@ -374,10 +374,10 @@ func writeWeights(dir string, o Options, cfg *modelcfg.Config) error {
 		}
 		// A stale single file would shadow nothing but confuse readers.
 		if err := os.Remove(filepath.Join(dir, safetensors.SingleFileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("testmodel: %w", err)
+			return fmt.Errorf("tinymodel: %w", err)
 		}
 	} else if err := os.Remove(filepath.Join(dir, safetensors.IndexFileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("testmodel: %w", err)
+		return fmt.Errorf("tinymodel: %w", err)
 	}
 	return nil
 }
@@ -385,7 +385,7 @@ func writeWeights(dir string, o Options, cfg *modelcfg.Config) error {
 func writeJSON(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("testmodel: writing %s: %w", path, err)
+		return fmt.Errorf("tinymodel: writing %s: %w", path, err)
 	}
 	return atomicfile.WriteFile(path, append(data, '\n'))
 }

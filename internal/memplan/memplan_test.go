@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bidora/bidora/catalog"
+	"github.com/bidora/bidora/internal/catalog"
 	"github.com/bidora/bidora/modelcfg"
 )
 

@@ -1,4 +1,4 @@
-package testmodel
+package tinymodel
 
 import (
 	"bytes"
@@ -202,13 +202,13 @@ func tokenizerFiles(dir string) (*tokenizer, error) {
 				if name == "special_tokens_map.json" && errors.Is(err, fs.ErrNotExist) {
 					continue
 				}
-				return nil, fmt.Errorf("testmodel: copying tokenizer: %w", err)
+				return nil, fmt.Errorf("tinymodel: copying tokenizer: %w", err)
 			}
 			t.files[name] = data
 		}
 	}
 	if err := t.inspect(); err != nil {
-		return nil, fmt.Errorf("testmodel: tokenizer from %q: %w", dir, err)
+		return nil, fmt.Errorf("tinymodel: tokenizer from %q: %w", dir, err)
 	}
 	return t, nil
 }
