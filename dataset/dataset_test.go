@@ -278,8 +278,9 @@ func TestEpochBatches(t *testing.T) {
 	b0 := EpochBatches(exs, 0, opts)
 	seen := map[int32]int{}
 	for _, b := range b0 {
-		for _, s := range b.Seqs {
-			seen[s.InputIDs[0]]++
+		for r := range b.B {
+			ids, _, _ := b.Row(r)
+			seen[ids[0]]++
 		}
 	}
 	if len(b0) != 10 || len(seen) != 37 {
@@ -294,13 +295,7 @@ func TestEpochBatches(t *testing.T) {
 	// Length grouping cuts padding compared with random batches.
 	pad := func(bs []Batch) (p int) {
 		for _, b := range bs {
-			m := 0
-			for _, s := range b.Seqs {
-				m = max(m, len(s.InputIDs))
-			}
-			for _, s := range b.Seqs {
-				p += m - len(s.InputIDs)
-			}
+			p += b.B*b.T - b.Tokens()
 		}
 		return p
 	}
@@ -318,15 +313,18 @@ func TestPacking(t *testing.T) {
 	bs := EpochBatches(exs, 0, BatchOptions{BatchSize: 8, Seed: 3, Pack: true, MaxSeqLen: 6})
 	total := 0
 	for _, b := range bs {
-		for _, s := range b.Seqs {
-			if len(s.InputIDs) > 6 {
-				t.Fatalf("packed seq longer than max: %v", s.InputIDs)
+		pos := make([]int32, b.B*b.T)
+		b.Positions(pos)
+		for r := range b.B {
+			ids, labels, segs := b.Row(r)
+			if len(ids) > 6 {
+				t.Fatalf("packed seq longer than max: %v", ids)
 			}
-			for i := range s.InputIDs {
+			for i := range ids {
 				total++
-				if s.Positions[i] == 0 && i > 0 {
-					if s.Segments[i] == s.Segments[i-1] || s.Labels[i] != IgnoreIndex {
-						t.Fatalf("segment start %d not separated/masked: %+v", i, s)
+				if pos[r*b.T+i] == 0 && i > 0 {
+					if segs[i] == segs[i-1] || labels[i] != IgnoreIndex {
+						t.Fatalf("segment start %d not separated/masked: %v %v %v", i, ids, labels, segs)
 					}
 				}
 			}

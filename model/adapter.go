@@ -8,9 +8,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bidora/bidora/engine"
-	"github.com/bidora/bidora/modelcfg"
+		"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/nn"
+	"github.com/bidora/bidora/optim"
 	"github.com/bidora/bidora/peft"
 	"github.com/bidora/bidora/safetensors"
 )
@@ -108,13 +108,13 @@ func (m *Model) AddAdapters(cfg AdapterConfig) error {
 			}
 			lin.Adapter = a
 			m.params = append(m.params,
-				&engine.Param{Name: peft.KeyA(l, name), Shape: []int{r, in}, Data: a.A, Grad: a.GA},
-				&engine.Param{Name: peft.KeyB(l, name), Shape: []int{out, r}, Data: a.B, Grad: a.GB})
+				optim.Param{Name: peft.KeyA(l, name), Shape: []int{r, in}, Data: a.A, Grad: a.GA},
+				optim.Param{Name: peft.KeyB(l, name), Shape: []int{out, r}, Data: a.B, Grad: a.GB})
 			if cfg.DoRA {
 				a.M, a.GM = make([]float32, out), make([]float32, out)
 				a.UpdateNorm(lin.W)
 				copy(a.M, a.Norm())
-				m.params = append(m.params, &engine.Param{Name: peft.KeyMagnitude(l, name), Shape: []int{out}, Data: a.M, Grad: a.GM})
+				m.params = append(m.params, optim.Param{Name: peft.KeyMagnitude(l, name), Shape: []int{out}, Data: a.M, Grad: a.GM})
 			}
 		}
 	}
@@ -189,8 +189,10 @@ func sameAdapter(a, b *AdapterConfig) bool {
 }
 
 // SaveAdapter writes the adapters as a PEFT adapter dir loadable by
-// PeftModel.from_pretrained (each file written to a temporary name and renamed).
-func (m *Model) SaveAdapter(dir, baseModel string) error {
+// PeftModel.from_pretrained, naming Options.Name as the base model (each file written
+// to a temporary name and renamed).
+func (m *Model) SaveAdapter(dir string) error {
+	baseModel := m.opts.Name
 	if m.adapter == nil {
 		return fmt.Errorf("model has no adapter to save")
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/bidora/bidora/engine"
+	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/modelcfg"
 )
 
@@ -29,18 +29,18 @@ func BenchmarkTrainStep(b *testing.B) {
 				b.Fatal(err)
 			}
 			const T = 512
-			batch := &engine.Batch{B: 1, T: T, InputIDs: make([]int32, T), Labels: make([]int32, T)}
+			batch := &dataset.Batch{B: 1, T: T, InputIDs: make([]int32, T), Labels: make([]int32, T)}
 			for i := range batch.InputIDs {
 				batch.InputIDs[i] = int32(i * 7919 % 151936)
 				batch.Labels[i] = batch.InputIDs[i]
 			}
 			ctx := context.Background()
-			if _, err := m.LossAndGrad(ctx, batch); err != nil {
+			if _, err := asResult(m.LossAndGrad(ctx, batch)); err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := m.LossAndGrad(ctx, batch); err != nil {
+				if _, err := asResult(m.LossAndGrad(ctx, batch)); err != nil {
 					b.Fatal(err)
 				}
 			}

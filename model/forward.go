@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/bidora/bidora/engine"
+	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/nn"
 )
@@ -27,7 +27,11 @@ type layerActs struct {
 // skipped, ~12 % of the step's FLOPs) and 158 MB at 2048 tokens (3 are skipped, and
 // the step's peak RSS stays near 2.2 GB). The last layer's activations are always
 // still there.
-var keepActsBudget = 512 << 20 // a variable so that tests can exercise every split
+var keepActsBudget = KeptActivationsBudget // a variable so that tests can exercise every split
+
+// KeptActivationsBudget is the default of the budget above: the training-memory
+// estimate (internal/memplan) counts it.
+const KeptActivationsBudget = 512 << 20
 
 // bytes is the memory the activation buffers of one layer take.
 func (a *layerActs) bytes() int {
@@ -162,7 +166,7 @@ func (m *Model) newActs(n int) *layerActs {
 }
 
 // prepare validates the batch and sizes the workspace for it.
-func (m *Model) prepare(b *engine.Batch) error {
+func (m *Model) prepare(b *dataset.Batch) error {
 	c := m.Config
 	if err := b.Validate(c.VocabSize); err != nil {
 		return err
@@ -355,9 +359,9 @@ func (m *Model) forward(ctx context.Context, ws *workspace, train, keepInputs bo
 	return nil
 }
 
-func (m *Model) run(ctx context.Context, b *engine.Batch, train bool) (engine.Result, error) {
+func (m *Model) run(ctx context.Context, b *dataset.Batch, train bool) (lossSum float64, tokens int, err error) {
 	if err := m.prepare(b); err != nil {
-		return engine.Result{}, err
+		return 0, 0, err
 	}
 	ws := m.ws
 	c := m.Config
@@ -366,23 +370,22 @@ func (m *Model) run(ctx context.Context, b *engine.Batch, train bool) (engine.Re
 		m.steps++
 	}
 	if err := m.forward(ctx, ws, train, train); err != nil {
-		return engine.Result{}, err
+		return 0, 0, err
 	}
 	var dxf []float32
 	if train {
 		dxf = ws.dxf
 	}
 	loss, count := ws.ce.LossAndGrad(ws.xf, ws.targets, n, dxf, 1)
-	res := engine.Result{LossSum: loss, Tokens: count}
 	if !train {
-		return res, nil
+		return loss, count, nil
 	}
 	L := len(m.Layers)
 	nn.RMSNormBackward(ws.dres, dxf, ws.inputs[L], m.Norm, ws.rstdf, n, D, false)
 	lowest := m.lowestAdapted()
 	for l := L - 1; l >= lowest; l-- {
 		if err := ctx.Err(); err != nil {
-			return engine.Result{}, err
+			return 0, 0, err
 		}
 		a := m.actsFor(l, ws)
 		if !m.opts.NoCheckpointing && a == ws.acts[0] && l != L-1 {
@@ -392,7 +395,7 @@ func (m *Model) run(ctx context.Context, b *engine.Batch, train bool) (engine.Re
 		}
 		m.layerBackward(l, ws.inputs[l], a, ws, l > lowest)
 	}
-	return res, nil
+	return loss, count, nil
 }
 
 // lowestAdapted is the first layer with an adapter (the backward stops there).

@@ -18,7 +18,7 @@ func TestKeptLayers(t *testing.T) {
 	var want [2]float64
 	var wantGrads [2][][]float32
 	for step := range 2 {
-		res, err := ref.LossAndGrad(ctx, b)
+		res, err := asResult(ref.LossAndGrad(ctx, b))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -27,7 +27,7 @@ func TestKeptLayers(t *testing.T) {
 	prev := keepActsBudget
 	defer func() { keepActsBudget = prev }()
 	probe := tinyModel(t, "qwen2", Options{Seed: 3}, ac)
-	if _, err := probe.LossAndGrad(ctx, b); err != nil {
+	if _, err := asResult(probe.LossAndGrad(ctx, b)); err != nil {
 		t.Fatal(err)
 	}
 	per := probe.ws.acts[0].bytes()
@@ -39,7 +39,7 @@ func TestKeptLayers(t *testing.T) {
 		keepActsBudget = kept * per
 		m := tinyModel(t, "qwen2", Options{Seed: 3}, ac)
 		for step := range 2 {
-			got, err := m.LossAndGrad(ctx, b)
+			got, err := asResult(m.LossAndGrad(ctx, b))
 			if err != nil {
 				t.Fatal(err)
 			}

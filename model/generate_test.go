@@ -8,7 +8,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/bidora/bidora/engine"
+	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/quant"
 	"github.com/bidora/bidora/safetensors"
@@ -19,7 +19,7 @@ import (
 // fullLogits runs the full-sequence path on ids as one row.
 func fullLogits(t testing.TB, m *Model, ids []int) []float32 {
 	t.Helper()
-	b := &engine.Batch{B: 1, T: len(ids), InputIDs: make([]int32, len(ids)), Labels: make([]int32, len(ids))}
+	b := &dataset.Batch{B: 1, T: len(ids), InputIDs: make([]int32, len(ids)), Labels: make([]int32, len(ids))}
 	for i, id := range ids {
 		b.InputIDs[i], b.Labels[i] = int32(id), int32(id)
 	}

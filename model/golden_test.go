@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/bidora/bidora/engine"
+	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/safetensors"
 )
 
@@ -41,7 +41,7 @@ type goldenBatch struct {
 	Labels        [][]int32 `json:"labels"`
 }
 
-func readGoldenBatch(t *testing.T, path string) *engine.Batch {
+func readGoldenBatch(t *testing.T, path string) *dataset.Batch {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -51,7 +51,7 @@ func readGoldenBatch(t *testing.T, path string) *engine.Batch {
 	if err := json.Unmarshal(data, &gb); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	b := &engine.Batch{B: len(gb.InputIDs), T: len(gb.InputIDs[0])}
+	b := &dataset.Batch{B: len(gb.InputIDs), T: len(gb.InputIDs[0])}
 	for r := range gb.InputIDs {
 		b.InputIDs = append(b.InputIDs, gb.InputIDs[r]...)
 		b.Labels = append(b.Labels, gb.Labels[r]...)
@@ -135,7 +135,7 @@ func runGolden(t *testing.T, dir string, tol float64, bf16, ckpt bool) {
 	}
 	defer m.Close()
 
-	base, err := m.Loss(ctx, batch)
+	base, err := asResult(m.Loss(ctx, batch))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func runGolden(t *testing.T, dir string, tol float64, bf16, ckpt bool) {
 	if err := m.LoadAdapter(filepath.Join(dir, "adapter")); err != nil {
 		t.Fatal(err)
 	}
-	res, err := m.LossAndGrad(ctx, batch)
+	res, err := asResult(m.LossAndGrad(ctx, batch))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func runGolden(t *testing.T, dir string, tol float64, bf16, ckpt bool) {
 		t.Errorf("%d adapter params, golden has %d gradients", got, want)
 	}
 	// Eval-mode loss equals the training loss (no dropout in the goldens).
-	ev, err := m.Loss(ctx, batch)
+	ev, err := asResult(m.Loss(ctx, batch))
 	if err != nil {
 		t.Fatal(err)
 	}

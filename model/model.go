@@ -1,7 +1,8 @@
 // Package model is the Llama/Qwen2 decoder of the bidora engine with LoRA, rsLoRA and
 // DoRA adapters: it builds the model from a HuggingFace directory (or random weights
 // of a given shape), runs forward, loss and backward for token batches, and loads and
-// saves adapters in PEFT format. *Model implements engine.Model.
+// saves adapters in PEFT format. *Model is what the training loop trains (it
+// satisfies train.Model) and what eval and generate run.
 //
 // Memory plan (DESIGN §6). Frozen weights stay in bf16 by default (zero-copy views of
 // the memory-mapped safetensors file when it is BF16; F32/F16 files are converted
@@ -16,16 +17,17 @@
 // Without checkpointing every layer keeps its activations and nothing is recomputed.
 //
 // The loss is the fused LM-head cross-entropy of package nn, chunked over tokens.
-// Gradients are those of the loss SUM (see package engine).
+// Gradients are those of the loss SUM (see LossAndGrad).
 package model
 
 import (
 	"context"
 	"fmt"
 
-	"github.com/bidora/bidora/engine"
+	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/nn"
+	"github.com/bidora/bidora/optim"
 	"github.com/bidora/bidora/quant"
 )
 
@@ -43,6 +45,9 @@ const (
 
 // Options controls how a model is built and run.
 type Options struct {
+	// Name is how the user named the base model (a hub id or a path); saved adapters
+	// record it as base_model_name_or_path.
+	Name string
 	// F32Weights keeps the frozen weights in f32 (twice the memory of bf16).
 	F32Weights bool
 	// NoCheckpointing keeps every layer's activations instead of recomputing them in
@@ -81,14 +86,12 @@ type Model struct {
 	opts    Options
 	rope    *nn.RoPE
 	adapter *AdapterConfig
-	params  []*engine.Param
+	params  []optim.Param
 	closer  interface{ Close() error }
 	ws      *workspace
 	steps   uint64 // training forward passes so far (dropout keys)
 	bnb     bool   // projections were loaded from a bitsandbytes 4-bit checkpoint
 }
-
-var _ engine.Model = (*Model)(nil)
 
 func newModel(cfg *modelcfg.Config, opts Options) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
@@ -113,7 +116,7 @@ func (m *Model) Close() error {
 
 // Params lists the adapter parameters: per layer, per projection, A, B and (DoRA) the
 // magnitude, named with their PEFT keys.
-func (m *Model) Params() []*engine.Param { return m.params }
+func (m *Model) Params() []optim.Param { return m.params }
 
 // ZeroGrad zeroes every adapter gradient.
 func (m *Model) ZeroGrad() {
@@ -122,23 +125,26 @@ func (m *Model) ZeroGrad() {
 	}
 }
 
-// Loss runs the forward pass without dropout or gradients.
-func (m *Model) Loss(ctx context.Context, b *engine.Batch) (engine.Result, error) {
+// Loss runs the forward pass without dropout or gradients. It returns the SUM of the
+// token cross-entropies (nats) and how many tokens contributed, so that callers can
+// form token-weighted means over several batches.
+func (m *Model) Loss(ctx context.Context, b *dataset.Batch) (lossSum float64, tokens int, err error) {
 	return m.run(ctx, b, false)
 }
 
-// LossAndGrad runs forward and backward with adapter dropout and adds the gradient of
-// the loss sum into every Param.Grad.
-func (m *Model) LossAndGrad(ctx context.Context, b *engine.Batch) (engine.Result, error) {
+// LossAndGrad runs forward and backward with adapter dropout and ADDS the gradient of
+// the loss sum into every Param.Grad (they accumulate until cleared, which gives
+// gradient accumulation over micro-batches for free).
+func (m *Model) LossAndGrad(ctx context.Context, b *dataset.Batch) (lossSum float64, tokens int, err error) {
 	if len(m.params) == 0 {
-		return engine.Result{}, fmt.Errorf("model has no adapter: nothing to train")
+		return 0, 0, fmt.Errorf("model has no adapter: nothing to train")
 	}
 	return m.run(ctx, b, true)
 }
 
 // Logits returns the LM-head logits for every position, [B·T, vocab] (for tests and
 // generation; training never materialises them).
-func (m *Model) Logits(ctx context.Context, b *engine.Batch) ([]float32, error) {
+func (m *Model) Logits(ctx context.Context, b *dataset.Batch) ([]float32, error) {
 	if err := m.prepare(b); err != nil {
 		return nil, err
 	}

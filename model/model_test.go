@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/bidora/bidora/engine"
+	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/peft"
 	"github.com/bidora/bidora/safetensors"
@@ -38,14 +38,14 @@ func tinyModel(t *testing.T, arch string, opts Options, ac AdapterConfig) *Model
 	return m
 }
 
-func randomBatch(B, T, vocab int, lengths []int) *engine.Batch {
-	b := &engine.Batch{B: B, T: T, Lengths: lengths}
+func randomBatch(B, T, vocab int, lengths []int) *dataset.Batch {
+	b := &dataset.Batch{B: B, T: T, Lengths: lengths}
 	for i := 0; i < B*T; i++ {
 		id := int32((i*7919 + 13) % vocab)
 		b.InputIDs = append(b.InputIDs, id)
 		lab := id
 		if i%5 == 3 {
-			lab = engine.IgnoreIndex
+			lab = dataset.IgnoreIndex
 		}
 		b.Labels = append(b.Labels, lab)
 	}
@@ -67,7 +67,7 @@ func TestBatchMatchesSingleRows(t *testing.T) {
 	m := tinyModel(t, "qwen2", Options{Seed: 1}, ac)
 	lengths := []int{11, 4, 9}
 	b := randomBatch(3, 11, 53, lengths)
-	res, err := m.LossAndGrad(ctx, b)
+	res, err := asResult(m.LossAndGrad(ctx, b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +76,8 @@ func TestBatchMatchesSingleRows(t *testing.T) {
 	var sum float64
 	tokens := 0
 	for r, l := range lengths {
-		row := &engine.Batch{B: 1, T: l, InputIDs: b.InputIDs[r*11 : r*11+l], Labels: b.Labels[r*11 : r*11+l]}
-		rr, err := m.LossAndGrad(ctx, row)
+		row := &dataset.Batch{B: 1, T: l, InputIDs: b.InputIDs[r*11 : r*11+l], Labels: b.Labels[r*11 : r*11+l]}
+		rr, err := asResult(m.LossAndGrad(ctx, row))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,12 +109,12 @@ func TestCheckpointingWithDropout(t *testing.T) {
 	var loss [2]float64
 	for i, noCkpt := range []bool{false, true} {
 		m := tinyModel(t, "llama", Options{Seed: 7, NoCheckpointing: noCkpt}, ac)
-		res, err := m.LossAndGrad(ctx, b)
+		res, err := asResult(m.LossAndGrad(ctx, b))
 		if err != nil {
 			t.Fatal(err)
 		}
 		grads[i], loss[i] = gradsOf(m), res.LossSum
-		ev, _ := m.Loss(ctx, b)
+		ev, _ := asResult(m.Loss(ctx, b))
 		if ev.LossSum == res.LossSum {
 			t.Error("dropout did not change the training loss")
 		}
@@ -148,7 +148,7 @@ func TestGoldenSGDStep(t *testing.T) {
 	if err := m.LoadAdapter(filepath.Join(dir, "adapter")); err != nil {
 		t.Fatal(err)
 	}
-	res, err := m.LossAndGrad(context.Background(), readGoldenBatch(t, filepath.Join(dir, "batch.json")))
+	res, err := asResult(m.LossAndGrad(context.Background(), readGoldenBatch(t, filepath.Join(dir, "batch.json"))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestAdapterRoundTrip(t *testing.T) {
 		RankPattern: peft.Patterns{{Key: `model\.layers\.1\.mlp\.gate_proj`, Value: 5}}}
 	m := tinyModel(t, "llama", Options{Seed: 3}, ac)
 	dir := t.TempDir()
-	if err := m.SaveAdapter(dir, "tiny"); err != nil {
+	if err := m.SaveAdapter(dir); err != nil {
 		t.Fatal(err)
 	}
 	m2, err := New(tinyConfig("llama"), Options{F32Weights: true, Seed: 3})
@@ -220,12 +220,12 @@ func TestFreshAdapterIsIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := randomBatch(2, 7, 53, []int{7, 5})
-	base, _ := m.Loss(ctx, b)
+	base, _ := asResult(m.Loss(ctx, b))
 	for _, dora := range []bool{false, true} {
 		if err := m.AddAdapters(AdapterConfig{Targets: []string{"all-linear"}, Rank: 4, Alpha: 8, DoRA: dora}); err != nil {
 			t.Fatal(err)
 		}
-		res, _ := m.Loss(ctx, b)
+		res, _ := asResult(m.Loss(ctx, b))
 		if math.Abs(res.LossSum-base.LossSum) > 1e-5*base.LossSum {
 			t.Errorf("dora=%v: fresh adapter changed the loss %g → %g", dora, base.LossSum, res.LossSum)
 		}
@@ -239,10 +239,10 @@ func TestBadInput(t *testing.T) {
 	}
 	b := randomBatch(1, 4, 53, nil)
 	b.InputIDs[2] = 53
-	if _, err := m.Loss(context.Background(), b); err == nil {
+	if _, err := asResult(m.Loss(context.Background(), b)); err == nil {
 		t.Error("out-of-vocabulary id accepted")
 	}
-	if _, err := m.LossAndGrad(context.Background(), randomBatch(1, 4, 53, nil)); err == nil {
+	if _, err := asResult(m.LossAndGrad(context.Background(), randomBatch(1, 4, 53, nil))); err == nil {
 		t.Error("training without adapters accepted")
 	}
 	if err := m.AddAdapters(AdapterConfig{Targets: []string{"qkv"}, Rank: 2, Alpha: 2}); err == nil {
@@ -258,16 +258,28 @@ func parseFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }
 func TestBatchShapesChange(t *testing.T) {
 	m := tinyModel(t, "llama", Options{Seed: 1}, AdapterConfig{Targets: []string{"all-linear"}, Rank: 2, Alpha: 4})
 	ctx := context.Background()
-	if _, err := m.Loss(ctx, randomBatch(2, 8, 53, nil)); err != nil { // sets the capacity
+	if _, err := asResult(m.Loss(ctx, randomBatch(2, 8, 53, nil))); err != nil { // sets the capacity
 		t.Fatal(err)
 	}
 	for _, s := range [][2]int{{1, 5}, {2, 8}, {4, 3}, {1, 16}} {
 		b := randomBatch(s[0], s[1], 53, nil)
-		if _, err := m.LossAndGrad(ctx, b); err != nil {
+		if _, err := asResult(m.LossAndGrad(ctx, b)); err != nil {
 			t.Fatalf("B=%d T=%d: %v", s[0], s[1], err)
 		}
-		if _, err := m.Loss(ctx, b); err != nil {
+		if _, err := asResult(m.Loss(ctx, b)); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// result gathers what Loss and LossAndGrad return, for tests.
+type result struct {
+	LossSum float64
+	Tokens  int
+}
+
+func (r result) Mean() float64 { return r.LossSum / float64(r.Tokens) }
+
+func asResult(sum float64, tokens int, err error) (result, error) {
+	return result{sum, tokens}, err
 }

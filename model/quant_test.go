@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/bidora/bidora/engine"
+	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/internal/memplan"
 	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/modelcfg"
@@ -40,7 +40,7 @@ func loadModel(t *testing.T, dir string, opts Options) *Model {
 	return m
 }
 
-func quantBatch(vocab int) *engine.Batch {
+func quantBatch(vocab int) *dataset.Batch {
 	return randomBatch(2, 24, vocab, []int{24, 17})
 }
 
@@ -51,7 +51,7 @@ func TestLoadQuantizedLossCloseToBF16(t *testing.T) {
 	dir := quantTestDir(t, "qwen2")
 	base := loadModel(t, dir, Options{})
 	b := quantBatch(base.Config.VocabSize)
-	ref, err := base.Loss(ctx, b)
+	ref, err := asResult(base.Loss(ctx, b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestLoadQuantizedLossCloseToBF16(t *testing.T) {
 					}
 				}
 			}
-			res, err := m.Loss(ctx, b)
+			res, err := asResult(m.Loss(ctx, b))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,11 +157,11 @@ func TestQuantizedModelMatchesDequantizedF32(t *testing.T) {
 						perturbAdapters(m)
 					}
 					b := quantBatch(q.Config.VocabSize)
-					rq, err := q.LossAndGrad(ctx, b)
+					rq, err := asResult(q.LossAndGrad(ctx, b))
 					if err != nil {
 						t.Fatal(err)
 					}
-					rd, err := d.LossAndGrad(ctx, b)
+					rd, err := asResult(d.LossAndGrad(ctx, b))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -308,7 +308,7 @@ func TestQDoRATrains(t *testing.T) {
 	var first, last float64
 	for step := range 15 {
 		m.ZeroGrad()
-		res, err := m.LossAndGrad(ctx, b)
+		res, err := asResult(m.LossAndGrad(ctx, b))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,7 +337,7 @@ func TestNewQuantized(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := quantBatch(cfg.VocabSize)
-	ref, err := base.Loss(ctx, b)
+	ref, err := asResult(base.Loss(ctx, b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +364,7 @@ func TestNewQuantized(t *testing.T) {
 		if m.WeightBytes() >= base.WeightBytes() {
 			t.Errorf("%s: weights %d bytes, bf16 %d", kind, m.WeightBytes(), base.WeightBytes())
 		}
-		res, err := m.Loss(ctx, b)
+		res, err := asResult(m.Loss(ctx, b))
 		if err != nil {
 			t.Fatal(err)
 		}

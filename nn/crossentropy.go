@@ -6,9 +6,6 @@ import (
 	"github.com/bidora/bidora/kernels"
 )
 
-// IgnoreIndex marks a target without loss (HF's -100).
-const IgnoreIndex = -100
-
 // CrossEntropy is the LM head (logits = h·Headᵀ) fused with softmax cross-entropy and
 // its backward, computed over chunks of rows so that at most ChunkRows×vocab logits
 // exist at once (never a full [T, vocab] matrix). Only rows with a target are
@@ -35,13 +32,14 @@ func NewCrossEntropy(head *Weight, maxLogitBytes int) *CrossEntropy {
 }
 
 // LossAndGrad returns the sum of −log softmax(h_t·Headᵀ)[targets[t]] over the n rows
-// of h [n, d] whose target is not IgnoreIndex, and how many such rows there are. When
+// of h [n, d] that have a target (targets < 0, such as HF's −100, mark rows without
+// one), and how many such rows there are. When
 // dh is non-nil it is overwritten with gradScale·∂loss/∂h (zero on ignored rows).
 func (c *CrossEntropy) LossAndGrad(h []float32, targets []int32, n int, dh []float32, gradScale float32) (float64, int) {
 	V, d := c.Head.Rows, c.Head.Cols
 	c.rows = c.rows[:0]
 	for t := 0; t < n; t++ {
-		if targets[t] != IgnoreIndex {
+		if targets[t] >= 0 {
 			c.rows = append(c.rows, t)
 		}
 	}

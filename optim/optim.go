@@ -12,11 +12,14 @@ import (
 	"slices"
 )
 
-// Param is one trainable tensor: its values and their gradient (same length).
+// Param is one trainable tensor: its values and their gradient (same length). Data
+// may be changed freely between forward passes (an optimiser step): models read the
+// current values at every call.
 type Param struct {
-	Name string
-	Data []float32
-	Grad []float32
+	Name  string // e.g. the PEFT key base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight
+	Shape []int  // row-major; the product is len(Data)
+	Data  []float32
+	Grad  []float32
 	// NoDecay exempts the tensor from weight decay.
 	NoDecay bool
 }
@@ -29,8 +32,10 @@ type Optimizer interface {
 	// State returns the optimiser's state tensors by name, for checkpoints. The slices
 	// are the live state: save them before the next Step.
 	State() map[string][]float32
-	// SetState restores what State returned (copying it).
-	SetState(map[string][]float32) error
+	// SetState restores what State returned (copying it) for the given params; it
+	// refuses a state whose tensors do not match them in number and size (a
+	// checkpoint of a different adapter).
+	SetState(s map[string][]float32, params []Param) error
 	// Steps is the number of updates applied.
 	Steps() int
 }
@@ -90,7 +95,7 @@ func (o *AdamW) State() map[string][]float32 {
 	return s
 }
 
-func (o *AdamW) SetState(s map[string][]float32) error {
+func (o *AdamW) SetState(s map[string][]float32, params []Param) error {
 	step, ok := s["step"]
 	if !ok || len(step) != 1 {
 		return fmt.Errorf("optimizer state: missing step")
@@ -106,7 +111,39 @@ func (o *AdamW) SetState(s map[string][]float32) error {
 		if !okm || !okv || len(m) != len(v) {
 			return fmt.Errorf("optimizer state: moments of parameter %d are incomplete", i)
 		}
+		if err := checkStateSize(i, len(m), params); err != nil {
+			return err
+		}
 		o.m, o.v = append(o.m, slices.Clone(m)), append(o.v, slices.Clone(v))
+	}
+	if len(o.m) != 0 && len(o.m) != len(params) {
+		n := len(o.m)
+		o.m, o.v = nil, nil
+		return &StateMismatchError{Tensors: n, Params: len(params)}
+	}
+	return nil
+}
+
+// StateMismatchError reports optimiser state that belongs to other parameters.
+type StateMismatchError struct {
+	Tensors, Params int // how many parameters the state has and the run has
+	Index, Size     int // with Tensors == Params: the first parameter whose size differs
+	Want            int
+}
+
+func (e *StateMismatchError) Error() string {
+	if e.Tensors != e.Params {
+		return fmt.Sprintf("optimizer state: it holds %d parameters, the adapter has %d", e.Tensors, e.Params)
+	}
+	return fmt.Sprintf("optimizer state: parameter %d has %d values, the adapter's has %d", e.Index, e.Size, e.Want)
+}
+
+func checkStateSize(i, n int, params []Param) error {
+	if i >= len(params) {
+		return &StateMismatchError{Tensors: i + 1, Params: len(params)}
+	}
+	if n != len(params[i].Data) {
+		return &StateMismatchError{Tensors: len(params), Params: len(params), Index: i, Size: n, Want: len(params[i].Data)}
 	}
 	return nil
 }
@@ -161,7 +198,7 @@ func (o *SGD) State() map[string][]float32 {
 	return s
 }
 
-func (o *SGD) SetState(s map[string][]float32) error {
+func (o *SGD) SetState(s map[string][]float32, params []Param) error {
 	step, ok := s["step"]
 	if !ok || len(step) != 1 {
 		return fmt.Errorf("optimizer state: missing step")
@@ -173,7 +210,17 @@ func (o *SGD) SetState(s map[string][]float32) error {
 		if !ok {
 			break
 		}
+		if b != nil {
+			if err := checkStateSize(i, len(b), params); err != nil {
+				return err
+			}
+		}
 		o.buf = append(o.buf, slices.Clone(b))
+	}
+	if len(o.buf) != 0 && len(o.buf) != len(params) {
+		n := len(o.buf)
+		o.buf = nil
+		return &StateMismatchError{Tensors: n, Params: len(params)}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package optim
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -82,7 +83,7 @@ func TestAdamWStateRoundTrip(t *testing.T) {
 	ob.Step(b, 0.1)
 	// Restore b's optimiser from a's state into a fresh AdamW, then step both.
 	oc := NewAdamW(0.1)
-	if err := oc.SetState(oa.State()); err != nil {
+	if err := oc.SetState(oa.State(), b); err != nil {
 		t.Fatal(err)
 	}
 	fillGrads(a, r1)
@@ -96,8 +97,23 @@ func TestAdamWStateRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	if err := oc.SetState(map[string][]float32{}); err == nil {
+	if err := oc.SetState(map[string][]float32{}, b); err == nil {
 		t.Fatal("empty state accepted")
+	}
+	// A state made for other parameters (another rank, fewer targets) is refused
+	// instead of panicking in the next Step.
+	for _, other := range [][]Param{randParams(3, 5), randParams(3, 5, 4, 2), randParams(3, 5, 6)} {
+		var e *StateMismatchError
+		if err := NewAdamW(0.1).SetState(oa.State(), other); !errors.As(err, &e) {
+			t.Errorf("AdamW state of %d params set on %d params: err %v", len(a), len(other), err)
+		}
+	}
+	sgd := &SGD{Momentum: 0.9}
+	fillGrads(a, r1)
+	sgd.Step(a, 0.1)
+	var e *StateMismatchError
+	if err := (&SGD{Momentum: 0.9}).SetState(sgd.State(), randParams(3, 5, 7)); !errors.As(err, &e) {
+		t.Errorf("SGD state on other params: err %v", err)
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 	"github.com/bidora/bidora/dataset"
 )
 
-func gradsCopy(e *Engine) [][]float32 {
+func gradsCopy(e Model) [][]float32 {
 	var out [][]float32
 	for _, p := range e.Params() {
 		out = append(out, append([]float32(nil), p.Grad...))
@@ -51,17 +51,17 @@ func TestPackingDoesNotContaminate(t *testing.T) {
 		{InputIDs: []int32{3, 3, 8, 4}, Labels: []int32{-100, 3, 8, 4}},
 	}
 	packed := dataset.EpochBatches(exs, 0, dataset.BatchOptions{BatchSize: 1, Pack: true, MaxSeqLen: 16})
-	if len(packed) != 1 || len(packed[0].Seqs) != 1 || len(packed[0].Seqs[0].InputIDs) != 9 {
+	if len(packed) != 1 || packed[0].B != 1 || packed[0].Tokens() != 9 {
 		t.Fatalf("expected one packed sequence of 9 tokens, got %+v", packed)
 	}
 	separate := dataset.EpochBatches(exs, 0, dataset.BatchOptions{BatchSize: 2})
 	ctx := context.Background()
-	lp, np, err := e.LossAndGrad(ctx, &packed[0], 1)
+	lp, np, err := e.LossAndGrad(ctx, &packed[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	gp := gradsCopy(e)
-	ls, ns, err := e.LossAndGrad(ctx, &separate[0], 1)
+	ls, ns, err := e.LossAndGrad(ctx, &separate[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestEngineGradAccumEqualsBatch(t *testing.T) {
 		o := opts(t)
 		o.BatchSize, o.GradAccum, o.GroupByLen, o.MaxSteps, o.Optimizer = bs, accum, false, 1, "sgd"
 		o.WeightDecay, o.MaxGradNorm, o.WarmupSteps, o.Scheduler, o.LR = 0, 0, 0, "constant", 0.5
-		if _, err := Run(context.Background(), e, corpus(8, 11), nil, o); err != nil {
+		if _, err := fit(context.Background(), e, corpus(8, 11), nil, o); err != nil {
 			t.Fatal(err)
 		}
 		var out [][]float32

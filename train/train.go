@@ -1,10 +1,14 @@
 // Package train is the fine-tuning loop: it walks the data in seeded, length-grouped
-// batches, accumulates token-weighted gradients over micro-batches, clips them, steps the
-// optimiser on the schedule, evaluates, logs metrics and writes checkpoints from which a
-// run continues bit for bit. It knows nothing about kernels: the model is anything that
-// implements Model (the CPU engine today, a GPU backend later).
+// batches, steps a method (plain LoRA/DoRA, BiDoRA's two levels, …) on the schedule,
+// evaluates, logs metrics, writes checkpoints from which a run continues bit for bit,
+// stops cleanly on cancellation and writes the final adapter. It knows nothing about
+// kernels: the model is anything that implements Model (*model.Model, the CPU engine,
+// today; a GPU backend later).
 //
-// Read Run from top to bottom: it is the whole recipe.
+// The loop is Run, to be read from top to bottom. A training method plugs in as a
+// Stepper per Phase: the loop owns epochs, evaluation, metrics, checkpoints,
+// interruption and outputs; the stepper owns what one optimiser step does and the
+// extra state it needs in a checkpoint. docs/architecture.md draws the whole house.
 package train
 
 import (
@@ -12,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -20,14 +23,21 @@ import (
 	"github.com/bidora/bidora/optim"
 )
 
-// Model is what training needs from an engine model with adapters.
+// Model is what training needs from a model with an adapter. *model.Model implements
+// it.
+//
+// Losses are SUMS of token cross-entropies with the number of tokens that contributed,
+// so that the loop forms token-weighted means over accumulated micro-batches (gradient
+// accumulation gives exactly the large-batch gradient). LossAndGrad ADDS the gradient
+// of its loss sum into every Param.Grad.
 type Model interface {
-	// LossAndGrad runs forward and backward on a batch and ADDS the gradient of the loss
-	// SUM (not mean) to each param's Grad. It returns the loss sum and the number of
-	// tokens that carry loss. dropoutSeed makes adapter dropout reproducible.
-	LossAndGrad(ctx context.Context, b *dataset.Batch, dropoutSeed uint64) (lossSum float64, tokens int, err error)
-	// Loss runs forward only (no dropout).
+	// Loss runs the forward pass in evaluation mode (no dropout, no gradients).
 	Loss(ctx context.Context, b *dataset.Batch) (lossSum float64, tokens int, err error)
+	// LossAndGrad runs forward and backward in training mode (adapter dropout on).
+	LossAndGrad(ctx context.Context, b *dataset.Batch) (lossSum float64, tokens int, err error)
+	// SetDropoutSeed fixes the dropout stream of the next training pass, so that a
+	// resumed run draws the masks an uninterrupted one would.
+	SetDropoutSeed(seed uint64)
 	// Params lists the trainable adapter tensors, always in the same order.
 	Params() []optim.Param
 	// SaveAdapter writes the adapter in PEFT format into dir.
@@ -36,29 +46,50 @@ type Model interface {
 	LoadAdapter(dir string) error
 }
 
-// Options are the training hyper-parameters (DESIGN §2 train flags).
+// Phase is one stretch of training: a data set walked for Options.Epochs (or
+// MaxSteps) with one Stepper. Plain fine-tuning has one phase; BiDoRA has a search
+// and a retraining phase.
+type Phase struct {
+	Name    string // logged in metrics.jsonl when the run has more than one phase
+	Data    []dataset.Example
+	Stepper Stepper
+}
+
+// Options are the training hyper-parameters.
 type Options struct {
-	Output       string
-	Epochs       int
-	MaxSteps     int // > 0 overrides Epochs
-	BatchSize    int
-	GradAccum    int
-	LR           float64
-	Scheduler    string // cosine, linear, constant
-	WarmupSteps  int
-	WarmupRatio  float64 // used when WarmupSteps is 0
-	WeightDecay  float64
-	MaxGradNorm  float64
-	Optimizer    string // adamw or sgd
-	Seed         uint64
-	EvalSteps    int // 0: only at epoch ends
-	SaveSteps    int // 0: no intermediate checkpoints
-	Packing      bool
-	MaxSeqLen    int
-	GroupByLen   bool
-	ResumeFrom   string // a checkpoint-N dir
-	Log          Logger
-	BeforeFinish func(r *Result) error // extra outputs (config.yaml, model card)
+	Output         string
+	Epochs         int
+	MaxSteps       int // > 0 overrides Epochs (per phase)
+	BatchSize      int
+	GradAccum      int
+	LR             float64
+	Scheduler      string // cosine, linear, constant
+	WarmupSteps    int
+	WarmupRatio    float64 // used when WarmupSteps is 0
+	WeightDecay    float64
+	MaxGradNorm    float64
+	Optimizer      string // adamw or sgd
+	Seed           uint64
+	EvalSteps      int // 0: only at epoch ends
+	SaveSteps      int // 0: no intermediate checkpoints
+	SaveTotalLimit int // > 0: keep the newest N checkpoints (and the best by validation loss)
+	Packing        bool
+	MaxSeqLen      int
+	GroupByLen     bool
+	ResumeFrom     string // a checkpoint-N dir
+	// Identity lists the settings that define what is trained (rank, alpha, targets,
+	// model, seed, …: name → value as given). A checkpoint records them and a resume
+	// with any of them changed is refused (*ResumeMismatchError). The loop adds the
+	// data's fingerprint itself.
+	Identity map[string]string
+	// Tunable lists settings a resumed run may change (learning rate, schedule, …):
+	// a change is logged and returned in Result.Changed.
+	Tunable map[string]string
+	// PlotSeries names Metrics.Extra values drawn in loss.png beside the losses.
+	PlotSeries []string
+	Log        Logger
+	// BeforeFinish writes extra outputs (config.yaml, a model card) after the adapter.
+	BeforeFinish func(r *Result) error
 }
 
 // Logger receives progress events.
@@ -67,20 +98,6 @@ type Logger interface {
 	Step(m Metrics)
 	Eval(step int, valLoss float64)
 	Message(format string, args ...any)
-}
-
-// Metrics is one line of metrics.jsonl.
-type Metrics struct {
-	Step      int      `json:"step"`
-	Epoch     float64  `json:"epoch"`
-	Loss      float64  `json:"loss,omitempty"`
-	LR        float64  `json:"lr,omitempty"`
-	GradNorm  float64  `json:"grad_norm,omitempty"`
-	TokensPS  float64  `json:"tokens_per_s,omitempty"`
-	Tokens    int      `json:"tokens,omitempty"`
-	ValLoss   *float64 `json:"val_loss,omitempty"`
-	ElapsedS  float64  `json:"elapsed_s"`
-	TotalStep int      `json:"-"`
 }
 
 // Result summarises a run.
@@ -93,246 +110,318 @@ type Result struct {
 	Interrupted  bool
 	Checkpoint   string // last checkpoint written, if any
 	History      []Metrics
+	PhaseSteps   map[string]int // optimiser steps per phase
+	Changed      []Change       // settings changed on resume
 }
 
-// state is what a checkpoint stores besides the adapter and the optimiser.
-type state struct {
-	Step         int       `json:"global_step"`
-	Epoch        int       `json:"epoch"`
-	Batch        int       `json:"batch_in_epoch"`
-	BestValLoss  float64   `json:"best_val_loss"`
-	BestStep     int       `json:"best_step"`
-	FirstValLoss float64   `json:"first_val_loss"`
-	History      []Metrics `json:"log_history"`
-	Seed         uint64    `json:"seed"`
-	TotalSteps   int       `json:"total_steps"`
-}
+// Change is a tunable setting whose value differs from the checkpoint's.
+type Change struct{ Name, From, To string }
 
 // ErrInterrupted is returned (wrapped) when the context is cancelled; a checkpoint has
 // been saved first.
 var ErrInterrupted = errors.New("training interrupted")
 
-// Validate checks the options.
+// Validate checks the options (errors are *OptionError).
 func (o *Options) Validate() error {
+	bad := func(field string, v any, want string) error {
+		return &OptionError{Field: field, Value: fmt.Sprint(v), Want: want}
+	}
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	switch {
 	case o.BatchSize < 1:
-		return fmt.Errorf("--batch-size %d: want ≥ 1", o.BatchSize)
+		return bad("BatchSize", o.BatchSize, "≥ 1")
 	case o.GradAccum < 1:
-		return fmt.Errorf("--grad-accum %d: want ≥ 1", o.GradAccum)
+		return bad("GradAccum", o.GradAccum, "≥ 1")
 	case o.Epochs < 1 && o.MaxSteps < 1:
-		return fmt.Errorf("--epochs %d: want ≥ 1 (or --max-steps)", o.Epochs)
-	case !(o.LR > 0):
-		return fmt.Errorf("--lr %g: want > 0", o.LR)
+		return bad("Epochs", o.Epochs, "≥ 1 (or MaxSteps ≥ 1)")
+	case !(o.LR > 0) || !finite(o.LR):
+		return bad("LR", o.LR, "a finite number > 0")
 	case o.Optimizer != "adamw" && o.Optimizer != "sgd":
-		return fmt.Errorf("--optimizer %q: want adamw or sgd", o.Optimizer)
+		return bad("Optimizer", o.Optimizer, "adamw or sgd")
+	case o.WeightDecay < 0 || !finite(o.WeightDecay):
+		return bad("WeightDecay", o.WeightDecay, "a finite number ≥ 0")
+	case o.MaxGradNorm < 0 || !finite(o.MaxGradNorm):
+		return bad("MaxGradNorm", o.MaxGradNorm, "a finite number ≥ 0")
+	case o.WarmupRatio < 0 || o.WarmupRatio > 1 || !finite(o.WarmupRatio):
+		return bad("WarmupRatio", o.WarmupRatio, "in [0, 1]")
+	case o.WarmupSteps < 0:
+		return bad("WarmupSteps", o.WarmupSteps, "≥ 0")
+	case o.SaveTotalLimit < 0:
+		return bad("SaveTotalLimit", o.SaveTotalLimit, "≥ 0")
+	case o.Output == "":
+		return bad("Output", `""`, "a directory")
 	}
-	return optim.Schedule{Kind: o.Scheduler}.Validate()
+	if err := (optim.Schedule{Kind: o.Scheduler}).Validate(); err != nil {
+		return &OptionError{Field: "Scheduler", Value: o.Scheduler, Want: err.Error()}
+	}
+	return nil
 }
 
-// Run trains model on trainEx, evaluating on valEx (may be empty), and writes the
-// outputs into o.Output.
-func Run(ctx context.Context, model Model, trainEx, valEx []dataset.Example, o Options) (*Result, error) {
+// NewOptimizer returns a fresh optimiser of the configured kind.
+func (o *Options) NewOptimizer() optim.Optimizer {
+	if o.Optimizer == "sgd" {
+		return &optim.SGD{WeightDecay: o.WeightDecay}
+	}
+	return optim.NewAdamW(o.WeightDecay)
+}
+
+func (o *Options) batchOptions() dataset.BatchOptions {
+	return dataset.BatchOptions{BatchSize: o.BatchSize, Seed: o.Seed, GroupByLength: o.GroupByLen, Pack: o.Packing, MaxSeqLen: o.MaxSeqLen}
+}
+
+// StepsFor is the number of optimiser steps a phase on examples takes.
+func (o *Options) StepsFor(examples []dataset.Example) int {
+	if o.MaxSteps > 0 {
+		return o.MaxSteps
+	}
+	perEpoch := len(dataset.EpochBatches(examples, 0, o.batchOptions()))
+	return (perEpoch + o.GradAccum - 1) / o.GradAccum * o.Epochs
+}
+
+// schedule is the learning-rate schedule of a phase of total steps.
+func (o *Options) schedule(total int) optim.Schedule {
+	warmup := o.WarmupSteps
+	if warmup == 0 && o.WarmupRatio > 0 {
+		warmup = int(math.Ceil(o.WarmupRatio * float64(total)))
+	}
+	return optim.Schedule{Kind: o.Scheduler, Base: o.LR, Warmup: warmup, Total: total}
+}
+
+// Run trains model through phases, evaluating on eval (may be empty), and writes the
+// outputs into o.Output: the adapter, metrics.jsonl, loss.png and checkpoints. On
+// cancellation it saves a checkpoint and returns an error wrapping ErrInterrupted.
+func Run(ctx context.Context, model Model, phases []Phase, eval []dataset.Example, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	if len(trainEx) == 0 {
-		return nil, errors.New("no training examples")
+	if len(phases) == 0 {
+		return nil, errors.New("train: no phases")
+	}
+	for _, p := range phases {
+		if len(p.Data) == 0 {
+			return nil, &NoDataError{Phase: p.Name}
+		}
 	}
 	log := o.Log
 	if log == nil {
 		log = nopLogger{}
 	}
-	batchOpts := dataset.BatchOptions{BatchSize: o.BatchSize, Seed: o.Seed, GroupByLength: o.GroupByLen, Pack: o.Packing, MaxSeqLen: o.MaxSeqLen}
-	// The schedule needs the step count: batches per epoch is the same every epoch.
-	perEpoch := len(dataset.EpochBatches(trainEx, 0, batchOpts))
-	stepsPerEpoch := (perEpoch + o.GradAccum - 1) / o.GradAccum
-	total := stepsPerEpoch * o.Epochs
-	if o.MaxSteps > 0 {
-		total = o.MaxSteps
+	l := &loop{ctx: ctx, model: model, phases: phases, eval: eval, o: o, log: log, res: &Result{}}
+	for _, p := range phases {
+		l.totals = append(l.totals, o.StepsFor(p.Data))
 	}
-	warmup := o.WarmupSteps
-	if warmup == 0 && o.WarmupRatio > 0 {
-		warmup = int(math.Ceil(o.WarmupRatio * float64(total)))
-	}
-	sched := optim.Schedule{Kind: o.Scheduler, Base: o.LR, Warmup: warmup, Total: total}
-	var opt optim.Optimizer = optim.NewAdamW(o.WeightDecay)
-	if o.Optimizer == "sgd" {
-		opt = &optim.SGD{WeightDecay: o.WeightDecay}
-	}
-	params := model.Params()
+	l.st = state{BestValLoss: math.Inf(1), FirstValLoss: math.NaN(), Seed: o.Seed, PhaseSteps: l.totals,
+		Identity: identity(o, phases), Tunable: o.Tunable}
+	l.st.TotalSteps = sum(l.totals)
 
-	st := state{BestValLoss: math.Inf(1), FirstValLoss: math.NaN(), Seed: o.Seed, TotalSteps: total}
+	// Everything is validated before any file is touched: a resume that does not fit
+	// this run leaves the output directory as it was.
 	if o.ResumeFrom != "" {
-		if err := loadCheckpoint(o.ResumeFrom, model, opt, &st); err != nil {
+		if err := l.resume(o.ResumeFrom); err != nil {
 			return nil, fmt.Errorf("resuming from %s: %w", o.ResumeFrom, err)
 		}
-		if st.Seed != o.Seed || st.TotalSteps != total {
-			return nil, fmt.Errorf("resuming from %s: the checkpoint was made with seed %d and %d total steps, this run has seed %d and %d; use the same data and settings", o.ResumeFrom, st.Seed, st.TotalSteps, o.Seed, total)
-		}
-		log.Message("resumed from %s at step %d (epoch %d, batch %d)", o.ResumeFrom, st.Step, st.Epoch, st.Batch)
-	}
-	metrics, err := OpenMetricsLog(o.Output, st.Step)
-	if err != nil {
+	} else if err := phases[0].Stepper.Begin(); err != nil {
 		return nil, err
 	}
-	defer metrics.Close()
-
-	res := &Result{}
-	evaluate := func() (float64, error) {
-		if len(valEx) == 0 {
-			return math.NaN(), nil
-		}
-		loss, _, err := Evaluate(ctx, model, valEx, o.BatchSize)
-		if err != nil {
-			return 0, err
-		}
-		if math.IsNaN(st.FirstValLoss) {
-			st.FirstValLoss = loss
-		}
-		if loss < st.BestValLoss {
-			st.BestValLoss, st.BestStep = loss, st.Step
-		}
-		log.Eval(st.Step, loss)
-		return loss, nil
+	if err := cleanStale(o.Output); err != nil {
+		return nil, err
 	}
-	if st.Step == 0 && len(valEx) > 0 {
-		if _, err := evaluate(); err != nil {
+	var err error
+	if l.metrics, err = OpenMetricsLog(o.Output, l.st.Step); err != nil {
+		return nil, err
+	}
+	defer l.metrics.Close()
+	return l.run()
+}
+
+// loop is one run of Run.
+type loop struct {
+	ctx     context.Context
+	model   Model
+	phases  []Phase
+	eval    []dataset.Example
+	o       Options
+	log     Logger
+	st      state
+	totals  []int // optimiser steps per phase
+	metrics *MetricsLog
+	res     *Result
+}
+
+func (l *loop) run() (*Result, error) {
+	st, o := &l.st, &l.o
+	if st.Step == 0 && len(l.eval) > 0 {
+		if _, err := l.evaluate(); err != nil {
+			if l.ctx.Err() != nil {
+				return l.interrupt()
+			}
 			return nil, err
 		}
 	}
-	checkpoint := func() error {
-		dir := filepath.Join(o.Output, fmt.Sprintf("checkpoint-%d", st.Step))
-		if err := saveCheckpoint(dir, model, opt, &st); err != nil {
-			return err
-		}
-		res.Checkpoint = dir
-		return nil
-	}
-	finish := func(interrupted bool) (*Result, error) {
-		res.Steps, res.Interrupted = st.Step, interrupted
-		res.FirstValLoss, res.BestValLoss, res.BestStep, res.History = st.FirstValLoss, st.BestValLoss, st.BestStep, st.History
-		if err := writeOutputs(o, model, res); err != nil {
-			return res, err
-		}
-		if o.BeforeFinish != nil {
-			if err := o.BeforeFinish(res); err != nil {
-				return res, err
-			}
-		}
-		if interrupted {
-			return res, fmt.Errorf("%w at step %d: saved %s; continue with --resume %s", ErrInterrupted, st.Step, res.Checkpoint, res.Checkpoint)
-		}
-		return res, nil
-	}
-
-	log.Start(total)
+	l.log.Start(st.TotalSteps)
 	start := time.Now()
-	for st.Step < total {
-		batches := dataset.EpochBatches(trainEx, st.Epoch, batchOpts)
-		for st.Batch < len(batches) && st.Step < total {
-			// One optimiser step = GradAccum micro-batches (fewer at the end of an epoch).
-			group := batches[st.Batch:min(st.Batch+o.GradAccum, len(batches))]
-			stepStart := time.Now()
-			for i := range params {
-				clear(params[i].Grad)
+	// The phase the run starts in has begun already (Run began it, or the checkpoint
+	// holds its state); later phases begin here.
+	for first := st.Phase; st.Phase < len(l.phases); st.Phase++ {
+		ph := l.phases[st.Phase]
+		if st.Phase != first {
+			if err := ph.Stepper.Begin(); err != nil {
+				return nil, err
 			}
-			var lossSum float64
-			tokens := 0
-			for mi := range group {
-				if ctx.Err() != nil {
-					if err := checkpoint(); err != nil {
-						return nil, err
-					}
-					return finish(true)
+			l.log.Message("phase %s: %d steps on %d examples", ph.Name, l.totals[st.Phase], len(ph.Data))
+		}
+		total := l.totals[st.Phase]
+		sched := o.schedule(total)
+		for st.PhaseStep < total {
+			batches := dataset.EpochBatches(ph.Data, st.Epoch, o.batchOptions())
+			for st.Batch < len(batches) && st.PhaseStep < total {
+				if l.ctx.Err() != nil {
+					return l.interrupt()
 				}
-				seed := o.Seed ^ uint64(st.Step)<<20 ^ uint64(mi)
-				l, n, err := model.LossAndGrad(ctx, &group[mi], seed)
+				// One optimiser step = GradAccum micro-batches (fewer at an epoch's end).
+				group := batches[st.Batch:min(st.Batch+o.GradAccum, len(batches))]
+				stepStart := time.Now()
+				s := Step{Phase: st.PhaseStep, Global: st.Step, Group: group, LR: sched.LR(st.PhaseStep), Schedule: sched,
+					Seed: o.Seed ^ uint64(st.Step)<<20}
+				stats, err := ph.Stepper.Step(l.ctx, &s)
 				if err != nil {
-					if ctx.Err() != nil {
-						if err := checkpoint(); err != nil {
-							return nil, err
-						}
-						return finish(true)
+					// A stepper changes nothing before it can no longer be cancelled, so
+					// the state is still that of the last completed step.
+					if l.ctx.Err() != nil {
+						return l.interrupt()
 					}
 					return nil, fmt.Errorf("step %d: %w", st.Step+1, err)
 				}
-				lossSum += l
-				tokens += n
-			}
-			if tokens == 0 {
 				st.Batch += len(group)
-				continue // nothing to learn from (all labels masked)
-			}
-			// Token-weighted mean over the whole effective batch (DESIGN §3).
-			inv := float32(1 / float64(tokens))
-			for _, p := range params {
-				for j := range p.Grad {
-					p.Grad[j] *= inv
+				if stats.Tokens == 0 {
+					continue // nothing to learn from (all labels masked): no step
 				}
-			}
-			norm := optim.ClipGradNorm(params, o.MaxGradNorm)
-			lr := sched.LR(st.Step)
-			opt.Step(params, lr)
-			st.Step++
-			st.Batch += len(group)
-			loss := lossSum / float64(tokens)
-			if math.IsNaN(loss) || math.IsInf(loss, 0) {
-				return nil, fmt.Errorf("step %d: loss is %v; lower --lr or check the data", st.Step, loss)
-			}
-			res.FinalLoss = loss
-			m := Metrics{Step: st.Step, Epoch: float64(st.Epoch) + float64(st.Batch)/float64(len(batches)),
-				Loss: loss, LR: lr, GradNorm: norm, Tokens: tokens,
-				TokensPS: float64(batchTokens(group)) / time.Since(stepStart).Seconds(),
-				ElapsedS: time.Since(start).Seconds(), TotalStep: total}
-			endOfEpoch := st.Batch >= len(batches)
-			if (o.EvalSteps > 0 && st.Step%o.EvalSteps == 0) || endOfEpoch || st.Step == total {
-				v, err := evaluate()
-				if err != nil {
+				st.Step++
+				st.PhaseStep++
+				l.res.FinalLoss = stats.Loss
+				m := Metrics{Step: st.Step, Epoch: float64(st.Epoch) + float64(st.Batch)/float64(len(batches)),
+					Loss: stats.Loss, LR: s.LR, GradNorm: stats.GradNorm, Tokens: stats.Tokens,
+					TokensPS: float64(batchTokens(group)) / time.Since(stepStart).Seconds(),
+					ElapsedS: time.Since(start).Seconds(), TotalStep: st.TotalSteps, Extra: stats.Extra, Phase: ph.Name}
+				endOfEpoch := st.Batch >= len(batches)
+				var evalErr error
+				if (o.EvalSteps > 0 && st.Step%o.EvalSteps == 0) || endOfEpoch || st.PhaseStep == total {
+					v, err := l.evaluate()
+					if err == nil && !math.IsNaN(v) {
+						m.ValLoss = &v
+					}
+					evalErr = err
+				}
+				st.History = append(st.History, m)
+				if err := l.metrics.Write(m); err != nil {
 					return nil, err
 				}
-				if !math.IsNaN(v) {
-					m.ValLoss = &v
+				l.log.Step(m)
+				if evalErr != nil {
+					// Ctrl-C during evaluation: the step is done, keep it.
+					if l.ctx.Err() != nil {
+						return l.interrupt()
+					}
+					return nil, evalErr
+				}
+				last := st.Phase == len(l.phases)-1 && st.PhaseStep == total
+				if o.SaveSteps > 0 && st.Step%o.SaveSteps == 0 && !last {
+					if err := l.checkpoint(); err != nil {
+						return nil, err
+					}
 				}
 			}
-			st.History = append(st.History, m)
-			if err := metrics.Write(m); err != nil {
-				return nil, err
-			}
-			log.Step(m)
-			if o.SaveSteps > 0 && st.Step%o.SaveSteps == 0 && st.Step < total {
-				if err := checkpoint(); err != nil {
-					return nil, err
-				}
+			if st.Batch >= len(batches) {
+				st.Epoch, st.Batch = st.Epoch+1, 0
 			}
 		}
-		if st.Batch >= len(batches) {
-			st.Epoch++
-			st.Batch = 0
-		}
+		st.PhaseStep, st.Epoch, st.Batch = 0, 0, 0
 	}
-	return finish(false)
+	return l.finish(false)
 }
 
-// Evaluate returns the token-weighted mean loss of examples (and the token count).
-func Evaluate(ctx context.Context, model Model, examples []dataset.Example, batchSize int) (float64, int, error) {
-	var sum float64
-	tokens := 0
-	for lo := 0; lo < len(examples); lo += batchSize {
-		var b dataset.Batch
-		for _, ex := range examples[lo:min(lo+batchSize, len(examples))] {
-			b.Seqs = append(b.Seqs, dataset.Sequence{InputIDs: ex.InputIDs, Labels: ex.Labels, Positions: positions(len(ex.InputIDs))})
+// evaluate measures the validation loss and tracks the first and the best.
+func (l *loop) evaluate() (float64, error) {
+	if len(l.eval) == 0 {
+		return math.NaN(), nil
+	}
+	loss, _, err := Evaluate(l.ctx, l.model, l.eval, l.o.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	st := &l.st
+	if math.IsNaN(st.FirstValLoss) {
+		st.FirstValLoss = loss
+	}
+	if loss < st.BestValLoss {
+		st.BestValLoss, st.BestStep = loss, st.Step
+	}
+	l.log.Eval(st.Step, loss)
+	return loss, nil
+}
+
+// interrupt saves a checkpoint of the last completed step and finishes.
+func (l *loop) interrupt() (*Result, error) {
+	if err := l.checkpoint(); err != nil {
+		return nil, err
+	}
+	return l.finish(true)
+}
+
+func (l *loop) checkpoint() error {
+	dir := filepath.Join(l.o.Output, fmt.Sprintf("%s%d", checkpointPrefix, l.st.Step))
+	if err := l.save(dir); err != nil {
+		return err
+	}
+	l.res.Checkpoint = dir
+	if l.o.SaveTotalLimit > 0 {
+		return pruneCheckpoints(l.o.Output, l.o.SaveTotalLimit, l.st.History)
+	}
+	return nil
+}
+
+func (l *loop) finish(interrupted bool) (*Result, error) {
+	st, res := &l.st, l.res
+	res.Steps, res.Interrupted = st.Step, interrupted
+	res.FirstValLoss, res.BestValLoss, res.BestStep, res.History = st.FirstValLoss, st.BestValLoss, st.BestStep, st.History
+	res.PhaseSteps = map[string]int{}
+	for _, m := range st.History {
+		res.PhaseSteps[m.Phase]++
+	}
+	if err := writeOutputs(&l.o, l.model, res); err != nil {
+		return res, err
+	}
+	if l.o.BeforeFinish != nil {
+		if err := l.o.BeforeFinish(res); err != nil {
+			return res, err
 		}
+	}
+	if interrupted {
+		return res, fmt.Errorf("%w at step %d: saved %s; continue with --resume %s", ErrInterrupted, st.Step, res.Checkpoint, res.Checkpoint)
+	}
+	return res, nil
+}
+
+// Evaluate returns the token-weighted mean loss of examples, evaluated in order in
+// batches of batchSize, and the token count.
+func Evaluate(ctx context.Context, model interface {
+	Loss(context.Context, *dataset.Batch) (float64, int, error)
+}, examples []dataset.Example, batchSize int) (float64, int, error) {
+	var total float64
+	tokens := 0
+	for lo := 0; lo < len(examples); lo += max(1, batchSize) {
+		b := dataset.NewBatch(examples[lo:min(lo+max(1, batchSize), len(examples))])
 		l, n, err := model.Loss(ctx, &b)
 		if err != nil {
 			return 0, 0, fmt.Errorf("evaluating: %w", err)
 		}
-		sum += l
+		total += l
 		tokens += n
 	}
 	if tokens == 0 {
 		return math.NaN(), 0, errors.New("evaluating: no tokens carry loss")
 	}
-	return sum / float64(tokens), tokens, nil
+	return total / float64(tokens), tokens, nil
 }
 
 func batchTokens(bs []dataset.Batch) int {
@@ -343,12 +432,12 @@ func batchTokens(bs []dataset.Batch) int {
 	return n
 }
 
-func positions(n int) []int32 {
-	p := make([]int32, n)
-	for i := range p {
-		p[i] = int32(i)
+func sum(v []int) int {
+	n := 0
+	for _, x := range v {
+		n += x
 	}
-	return p
+	return n
 }
 
 type nopLogger struct{}
@@ -357,11 +446,3 @@ func (nopLogger) Start(int)              {}
 func (nopLogger) Step(Metrics)           {}
 func (nopLogger) Eval(int, float64)      {}
 func (nopLogger) Message(string, ...any) {}
-
-// ensureDir creates dir.
-func ensureDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	return nil
-}

@@ -21,7 +21,8 @@ import (
 type bigram struct {
 	v    int
 	w    optim.Param
-	seen []uint64 // dropout seeds passed in, to check they are deterministic
+	seen []uint64 // dropout seeds set, to check they are deterministic
+	seed uint64
 }
 
 func newBigram(v int) *bigram {
@@ -31,13 +32,14 @@ func newBigram(v int) *bigram {
 func (m *bigram) loss(b *dataset.Batch, grad bool) (float64, int) {
 	var sum float64
 	n := 0
-	for _, s := range b.Seqs {
-		for t := 0; t+1 < len(s.InputIDs); t++ {
-			y := s.Labels[t+1]
+	for r := range b.B {
+		ids, labels, _ := b.Row(r)
+		for t := 0; t+1 < len(ids); t++ {
+			y := labels[t+1]
 			if y == dataset.IgnoreIndex {
 				continue
 			}
-			row := m.w.Data[int(s.InputIDs[t])*m.v:][:m.v]
+			row := m.w.Data[int(ids[t])*m.v:][:m.v]
 			mx := math.Inf(-1)
 			for _, z := range row {
 				mx = math.Max(mx, float64(z))
@@ -49,7 +51,7 @@ func (m *bigram) loss(b *dataset.Batch, grad bool) (float64, int) {
 			sum += mx + math.Log(z) - float64(row[y])
 			n++
 			if grad {
-				g := m.w.Grad[int(s.InputIDs[t])*m.v:][:m.v]
+				g := m.w.Grad[int(ids[t])*m.v:][:m.v]
 				for j, x := range row {
 					g[j] += float32(math.Exp(float64(x)-mx) / z)
 				}
@@ -60,8 +62,8 @@ func (m *bigram) loss(b *dataset.Batch, grad bool) (float64, int) {
 	return sum, n
 }
 
-func (m *bigram) LossAndGrad(ctx context.Context, b *dataset.Batch, seed uint64) (float64, int, error) {
-	m.seen = append(m.seen, seed)
+func (m *bigram) SetDropoutSeed(seed uint64) { m.seen = append(m.seen, seed) }
+func (m *bigram) LossAndGrad(ctx context.Context, b *dataset.Batch) (float64, int, error) {
 	l, n := m.loss(b, true)
 	return l, n, nil
 }
@@ -107,6 +109,11 @@ func corpus(n, v int) []dataset.Example {
 	return exs
 }
 
+// fit is plain fine-tuning: one phase, the Plain stepper.
+func fit(ctx context.Context, m Model, trainEx, valEx []dataset.Example, o Options) (*Result, error) {
+	return Run(ctx, m, []Phase{{Name: "train", Data: trainEx, Stepper: NewPlain(m, &o)}}, valEx, o)
+}
+
 func opts(t *testing.T) Options {
 	return Options{Output: t.TempDir(), Epochs: 3, BatchSize: 2, GradAccum: 2, LR: 0.5, Scheduler: "cosine",
 		WarmupSteps: 2, WeightDecay: 0.01, MaxGradNorm: 1, Optimizer: "adamw", Seed: 7, GroupByLen: true}
@@ -116,7 +123,7 @@ func TestLossFallsAndOutputs(t *testing.T) {
 	m := newBigram(11)
 	o := opts(t)
 	o.EvalSteps = 3
-	res, err := Run(context.Background(), m, corpus(24, 11), corpus(6, 11), o)
+	res, err := fit(context.Background(), m, corpus(24, 11), corpus(6, 11), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +171,7 @@ func TestGradAccumEqualsLargeBatch(t *testing.T) {
 		o.WeightDecay, o.MaxGradNorm, o.WarmupSteps, o.Scheduler = 0, 0, 0, "constant"
 		// With batch 1 × accum 4 the first four shuffled examples form the step; with
 		// batch 4 the first batch holds the same four in the same order.
-		if _, err := Run(context.Background(), m, corpus(8, 7), nil, o); err != nil {
+		if _, err := fit(context.Background(), m, corpus(8, 7), nil, o); err != nil {
 			t.Fatal(err)
 		}
 		return append([]float32(nil), m.w.Data...)
@@ -183,7 +190,7 @@ func TestResumeIsBitExact(t *testing.T) {
 	full := newBigram(11)
 	o := opts(t)
 	o.SaveSteps = 5
-	ref, err := Run(context.Background(), full, corpus(24, 11), corpus(6, 11), o)
+	ref, err := fit(context.Background(), full, corpus(24, 11), corpus(6, 11), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +200,7 @@ func TestResumeIsBitExact(t *testing.T) {
 	o2.SaveSteps = 5
 	ctx, cancel := context.WithCancel(context.Background())
 	o2.Log = &cancelAt{step: 7, cancel: cancel}
-	_, err = Run(ctx, part, corpus(24, 11), corpus(6, 11), o2)
+	_, err = fit(ctx, part, corpus(24, 11), corpus(6, 11), o2)
 	if !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("want ErrInterrupted, got %v", err)
 	}
@@ -204,7 +211,7 @@ func TestResumeIsBitExact(t *testing.T) {
 	resumed := newBigram(11)
 	o3 := o2
 	o3.Log, o3.ResumeFrom = nil, ck
-	res, err := Run(context.Background(), resumed, corpus(24, 11), corpus(6, 11), o3)
+	res, err := fit(context.Background(), resumed, corpus(24, 11), corpus(6, 11), o3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,8 +227,12 @@ func TestResumeIsBitExact(t *testing.T) {
 	// Resuming with other settings is refused.
 	o4 := o3
 	o4.Seed = 8
-	if _, err := Run(context.Background(), newBigram(11), corpus(24, 11), nil, o4); err == nil {
+	if _, err := fit(context.Background(), newBigram(11), corpus(24, 11), nil, o4); err == nil {
 		t.Fatal("resume with a different seed accepted")
+	}
+	o4.Seed = o3.Seed
+	if _, err := fit(context.Background(), newBigram(11), corpus(25, 11), nil, o4); err == nil {
+		t.Fatal("resume with other data accepted")
 	}
 }
 

@@ -36,6 +36,7 @@ type Chart struct {
 var (
 	Blue   = color.RGBA{31, 119, 180, 255}
 	Orange = color.RGBA{255, 127, 14, 255}
+	Green  = color.RGBA{44, 160, 44, 255}
 )
 
 const (
