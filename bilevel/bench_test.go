@@ -25,21 +25,22 @@ func BenchmarkStep(b *testing.B) {
 	if err := m.AddAdapters(model.AdapterConfig{Targets: []string{"q_proj", "k_proj", "v_proj", "o_proj"}, Rank: 8, Alpha: 16, Dropout: 0.05, DoRA: true}); err != nil {
 		b.Fatal(err)
 	}
-	eng := train.NewEngine(m, modelIO{m})
 	batch := func(seed int) []dataset.Batch {
-		var bt dataset.Batch
+		var rows []dataset.Example
 		for r := 0; r < 4; r++ {
-			s := dataset.Sequence{}
+			var s dataset.Example
 			for j := 0; j < 256; j++ {
 				id := int32((r*7919 + j*131 + seed) % 32000)
-				s.InputIDs, s.Labels, s.Positions = append(s.InputIDs, id), append(s.Labels, id), append(s.Positions, int32(j))
+				s.InputIDs, s.Labels = append(s.InputIDs, id), append(s.Labels, id)
 			}
-			bt.Seqs = append(bt.Seqs, s)
+			rows = append(rows, s)
 		}
-		return []dataset.Batch{bt}
+		return []dataset.Batch{dataset.NewBatch(rows)}
 	}
 	tr, val := batch(1), batch(2)
-	tt := &trainer{model: eng}
+	groupGrad := func(ctx context.Context, g []dataset.Batch, seed uint64) (float64, int, error) {
+		return train.AccumulateGrad(ctx, m, g, seed)
+	}
 	var lv Levels[float32]
 	var g [][]float32
 	for _, p := range m.Params() {
@@ -50,11 +51,11 @@ func BenchmarkStep(b *testing.B) {
 			lv.Dir, lv.DirGrad = append(lv.Dir, p.Data), append(lv.DirGrad, p.Grad)
 		}
 	}
-	lv.UpperGrad = func(ctx context.Context) (float64, error) { l, _, err := tt.groupGrad(ctx, val, 1); return l, err }
-	lv.LowerGrad = func(ctx context.Context) error { _, _, err := tt.groupGrad(ctx, tr, 2); return err }
+	lv.UpperGrad = func(ctx context.Context) (float64, error) { l, _, err := groupGrad(ctx, val, 1); return l, err }
+	lv.LowerGrad = func(ctx context.Context) error { _, _, err := groupGrad(ctx, tr, 2); return err }
 	ctx := context.Background()
 	lower := func(b *testing.B) {
-		if _, _, err := tt.groupGrad(ctx, tr, 2); err != nil {
+		if _, _, err := groupGrad(ctx, tr, 2); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -17,23 +17,22 @@ import (
 	"github.com/bidora/bidora/train"
 )
 
-type modelIO struct{ m *model.Model }
+var _ Model = (*model.Model)(nil)
 
-func (a modelIO) SaveAdapter(dir string) error { return a.m.SaveAdapter(dir, "tiny") }
-func (a modelIO) LoadAdapter(dir string) error { return a.m.LoadAdapter(dir) }
-
-func tinyEngine(t *testing.T, dropout float64) (*train.Engine, *model.Model) {
+// tinyEngine returns a tiny real model with a DoRA adapter (twice: the trained model
+// and the one whose params the caller reads).
+func tinyEngine(t *testing.T, dropout float64) (*model.Model, *model.Model) {
 	t.Helper()
 	cfg := &modelcfg.Config{ModelType: "llama", HiddenSize: 16, IntermediateSize: 24, NumHiddenLayers: 2,
 		NumAttentionHeads: 4, NumKeyValueHeads: 2, HeadDim: 4, VocabSize: 13, RMSNormEps: 1e-6, RopeTheta: 10000, HiddenAct: "silu"}
-	m, err := model.New(cfg, model.Options{Seed: 5, F32Weights: true})
+	m, err := model.New(cfg, model.Options{Seed: 5, F32Weights: true, Name: "tiny"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := m.AddAdapters(model.AdapterConfig{Targets: []string{"all-linear"}, Rank: 2, Alpha: 4, Dropout: dropout, DoRA: true}); err != nil {
 		t.Fatal(err)
 	}
-	return train.NewEngine(m, modelIO{m}), m
+	return m, m
 }
 
 // corpus is n short sequences over a small vocabulary with a learnable pattern.
@@ -56,15 +55,27 @@ func corpus(n, vocab int, seed int) []dataset.Example {
 func testData() Data {
 	all := corpus(20, 13, 3)
 	inner, outer := dataset.Split(all, 0.2, 9)
-	return Data{Inner: inner, Outer: outer, Retrain: all, Eval: corpus(4, 13, 7)}
+	return Data{Inner: inner, Outer: outer, Retrain: all}
 }
 
-func testOptions(t *testing.T, reg Regularizer) Options {
-	return Options{
+var testEval = corpus(4, 13, 7)
+
+// testOptions: the loop's options and BiDoRA's.
+type testOpts struct {
+	train.Options
+	bo Options
+}
+
+func testOptions(t *testing.T) testOpts {
+	return testOpts{
 		Options: train.Options{Output: t.TempDir(), Epochs: 2, BatchSize: 3, GradAccum: 2, LR: 2e-2, Scheduler: "cosine",
 			WarmupSteps: 1, WeightDecay: 0.01, MaxGradNorm: 1, Optimizer: "adamw", Seed: 42, SaveSteps: 1, GroupByLen: true},
-		UpperLRMult: 2, OrthReg: 1e-3, OrthRows: 5, Regularizer: reg,
+		bo: Options{UpperLRMult: 2, OrthReg: 1e-3, OrthRows: 5},
 	}
+}
+
+func run(ctx context.Context, m Model, d Data, o testOpts) (*Result, error) {
+	return Run(ctx, m, d, testEval, o.bo, o.Options)
 }
 
 type cancelAt struct {
@@ -81,17 +92,17 @@ func (c *cancelAt) Step(m train.Metrics) {
 func (c *cancelAt) Eval(int, float64)      {}
 func (c *cancelAt) Message(string, ...any) {}
 
-func readMetrics(t *testing.T, dir string) []Metrics {
+func readMetrics(t *testing.T, dir string) []train.Metrics {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dir, train.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var out []Metrics
+	var out []train.Metrics
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var m Metrics
+		var m train.Metrics
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatal(err)
 		}
@@ -115,13 +126,13 @@ func paramsOf(m *model.Model) [][]float32 {
 // bit for bit those of the uninterrupted run.
 func TestRunBothPhasesAndResume(t *testing.T) {
 	d := testData()
-	search, retrain := Steps(d, testOptions(t, nil))
+	search, retrain := Steps(d, testOptions(t).bo, testOptions(t).Options)
 	if search != 6 || retrain != 8 {
 		t.Fatalf("steps %d+%d, want 6+8 (16 inner and 20 retraining examples, batch 3, accum 2, 2 epochs)", search, retrain)
 	}
 	eng, m := tinyEngine(t, 0.1)
-	o := testOptions(t, m)
-	want, err := Run(context.Background(), eng, d, o)
+	o := testOptions(t)
+	want, err := run(context.Background(), eng, d, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,11 +149,12 @@ func TestRunBothPhasesAndResume(t *testing.T) {
 		if i >= search {
 			phase = PhaseRetrain
 		}
-		if ml.Phase != phase || ml.Step != i+1 || !(ml.LowerLoss > 0) || ml.Loss != ml.LowerLoss || !(ml.RegLoss > 0) {
+		if ml.Phase != phase || ml.Step != i+1 || !(ml.Extra["lower_loss"] > 0) || ml.Loss != ml.Extra["lower_loss"] || !(ml.Extra["reg_loss"] > 0) {
 			t.Errorf("metrics line %d: %+v", i+1, ml)
 		}
-		if (ml.UpperLoss != nil) != (phase == PhaseSearch) || phase == PhaseSearch && !(ml.HyperEps > 0) {
-			t.Errorf("metrics line %d: upper level %v eps %v in phase %s", i+1, ml.UpperLoss, ml.HyperEps, phase)
+		_, hasUpper := ml.Extra["upper_loss"]
+		if hasUpper != (phase == PhaseSearch) || phase == PhaseSearch && !(ml.Extra["hyper_eps"] > 0) {
+			t.Errorf("metrics line %d: upper level %v eps %v in phase %s", i+1, ml.Extra["upper_loss"], ml.Extra["hyper_eps"], phase)
 		}
 	}
 
@@ -170,27 +182,27 @@ func TestRunBothPhasesAndResume(t *testing.T) {
 	if err := loaded.LoadAdapter(o.Output); err != nil {
 		t.Fatal(err)
 	}
-	l1, _, err := train.Evaluate(context.Background(), eng, d.Eval, 2)
+	l1, _, err := train.Evaluate(context.Background(), eng, testEval, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l2, _, err := train.Evaluate(context.Background(), loadedEng, d.Eval, 2)
+	l2, _, err := train.Evaluate(context.Background(), loadedEng, testEval, 2)
 	if err != nil || l1 != l2 {
 		t.Errorf("reloaded adapter loss %v, trained %v (%v)", l2, l1, err)
 	}
 
 	for _, stop := range []int{3, search + 2} {
-		partEng, part := tinyEngine(t, 0.1)
-		op := testOptions(t, part)
+		partEng, _ := tinyEngine(t, 0.1)
+		op := testOptions(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		op.Log = &cancelAt{step: stop, cancel: cancel}
-		if _, err := Run(ctx, partEng, d, op); !errors.Is(err, train.ErrInterrupted) {
+		if _, err := run(ctx, partEng, d, op); !errors.Is(err, train.ErrInterrupted) {
 			t.Fatalf("stop at %d: want interruption, got %v", stop, err)
 		}
 		resEng, res := tinyEngine(t, 0.1)
-		or := testOptions(t, res)
+		or := testOptions(t)
 		or.Output, or.ResumeFrom = op.Output, filepath.Join(op.Output, "checkpoint-"+itoa(stop))
-		got, err := Run(context.Background(), resEng, d, or)
+		got, err := run(context.Background(), resEng, d, or)
 		if err != nil {
 			t.Fatalf("resume from %d: %v", stop, err)
 		}
@@ -217,18 +229,18 @@ func TestNoRetrainAndFirstOrder(t *testing.T) {
 	d := testData()
 	run := func(firstOrder bool) [][]float32 {
 		eng, m := tinyEngine(t, 0)
-		o := testOptions(t, m)
-		o.NoRetrain, o.FirstOrder, o.SaveSteps = true, firstOrder, 0
-		res, err := Run(context.Background(), eng, d, o)
+		o := testOptions(t)
+		o.bo.NoRetrain, o.bo.FirstOrder, o.SaveSteps = true, firstOrder, 0
+		res, err := run(context.Background(), eng, d, o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Steps != 6 || res.RetrainSteps != 0 {
 			t.Fatalf("steps %d, retrain %d", res.Steps, res.RetrainSteps)
 		}
-		for _, ml := range res.Log {
-			if (ml.HyperEps == 0) != firstOrder {
-				t.Errorf("first order %v: ε = %v", firstOrder, ml.HyperEps)
+		for _, ml := range res.History {
+			if (ml.Extra["hyper_eps"] == 0) != firstOrder {
+				t.Errorf("first order %v: ε = %v", firstOrder, ml.Extra["hyper_eps"])
 			}
 		}
 		return paramsOf(m)
@@ -252,7 +264,9 @@ func TestHypergradientEngine(t *testing.T) {
 	d := testData()
 	tr := dataset.EpochBatches(d.Inner, 0, dataset.BatchOptions{BatchSize: 4, Seed: 1})[:2]
 	val := dataset.EpochBatches(d.Outer, 0, dataset.BatchOptions{BatchSize: 4, Seed: 1})
-	tt := &trainer{model: eng}
+	groupGrad := func(ctx context.Context, g []dataset.Batch, seed uint64) (float64, int, error) {
+		return train.AccumulateGrad(ctx, eng, g, seed)
+	}
 	var lv Levels[float32]
 	var mags [][]float32
 	for _, p := range eng.Params() {
@@ -263,8 +277,8 @@ func TestHypergradientEngine(t *testing.T) {
 		}
 		lv.Dir, lv.DirGrad = append(lv.Dir, p.Data), append(lv.DirGrad, p.Grad)
 	}
-	lv.UpperGrad = func(ctx context.Context) (float64, error) { l, _, err := tt.groupGrad(ctx, val, 1); return l, err }
-	lv.LowerGrad = func(ctx context.Context) error { _, _, err := tt.groupGrad(ctx, tr, 2); return err }
+	lv.UpperGrad = func(ctx context.Context) (float64, error) { l, _, err := groupGrad(ctx, val, 1); return l, err }
+	lv.LowerGrad = func(ctx context.Context) error { _, _, err := groupGrad(ctx, tr, 2); return err }
 	hyper := func(r float64, first bool) [][]float32 {
 		g := clone2(mags)
 		if _, err := Hypergradient(context.Background(), lv, r, first, g); err != nil {
@@ -289,7 +303,7 @@ func TestHypergradientEngine(t *testing.T) {
 		t.Errorf("engine hypergradient second-order term off by %.3g (max %.3g)", maxErr, maxSecond)
 	}
 	// First order is exactly the magnitude gradient of the validation loss.
-	if _, _, err := tt.groupGrad(context.Background(), val, 1); err != nil {
+	if _, _, err := groupGrad(context.Background(), val, 1); err != nil {
 		t.Fatal(err)
 	}
 	for i := range direct {
