@@ -48,6 +48,7 @@ type Train struct {
 	GradCheckpointing bool
 	EvalSteps         int
 	SaveSteps         int
+	SaveTotalLimit    int
 	Resume            string
 	LogFormat         string
 
@@ -139,7 +140,8 @@ func (t *Train) fields() []Field {
 		{"grad-checkpointing", "Training", "recompute activations per layer in the backward pass (saves memory)", nil, &t.GradCheckpointing, true},
 		{"eval-steps", "Training", "validate every N optimizer steps (0 = at the end of each epoch)", nil, &t.EvalSteps, 100},
 		{"save-steps", "Training", "write a checkpoint every N optimizer steps (0 = only at the end)", nil, &t.SaveSteps, 500},
-		{"resume", "Training", "checkpoint directory to continue from exactly", nil, &t.Resume, ""},
+		{"save-total-limit", "Training", "keep only the newest N checkpoints, and the best by validation loss (0 = keep all)", nil, &t.SaveTotalLimit, 0},
+		{"resume", "Training", "checkpoint to continue from exactly: a checkpoint-N directory, the output directory or \"latest\" (its newest complete checkpoint)", nil, &t.Resume, ""},
 		{"log-format", "Training", "progress log format", LogFormats, &t.LogFormat, "text"},
 
 		{"train-file", "Data", "training data file (JSONL/JSON/CSV/Parquet/text)", nil, &t.TrainFile, ""},

@@ -62,6 +62,7 @@ func (t *Train) Resolve(o Origins) error {
 	nonNeg("warmup-steps", t.WarmupSteps)
 	nonNeg("eval-steps", t.EvalSteps)
 	nonNeg("save-steps", t.SaveSteps)
+	nonNeg("save-total-limit", t.SaveTotalLimit)
 	nonNeg("max-samples", t.MaxSamples)
 	nonNeg("threads", t.Threads)
 	if t.Epochs == 0 && t.MaxSteps == 0 {
