@@ -350,8 +350,8 @@ func (c *Config) Validate() error {
 			if _, err := compilePattern(e.Key); err != nil {
 				return fmt.Errorf("%s key %q is not a regular expression bidora can use: %w", p.field, e.Key, err)
 			}
-			if p.field == "rank_pattern" && (e.Value <= 0 || e.Value != math.Trunc(e.Value)) {
-				return fmt.Errorf("rank_pattern[%q] = %v; want a positive integer", e.Key, e.Value)
+			if p.field == "rank_pattern" && (e.Value <= 0 || e.Value != math.Trunc(e.Value) || e.Value > math.MaxInt32) {
+				return fmt.Errorf("rank_pattern[%q] = %v; want a positive integer no larger than %d", e.Key, e.Value, math.MaxInt32)
 			}
 			if p.field == "alpha_pattern" && !(e.Value > 0) {
 				return fmt.Errorf("alpha_pattern[%q] = %v; want a positive number", e.Key, e.Value)
