@@ -14,12 +14,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bidora/bidora/engine"
+	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/internal/catalog"
 	"github.com/bidora/bidora/internal/memplan"
 	"github.com/bidora/bidora/kernels"
 	"github.com/bidora/bidora/model"
 	"github.com/bidora/bidora/optim"
+	"github.com/bidora/bidora/train"
 )
 
 type benchOptions struct {
@@ -153,27 +154,22 @@ func runBench(ctx context.Context, stdio *IO, opts *benchOptions) error {
 	if err := m.AddAdapters(ac); err != nil {
 		return &UsageError{Err: fmt.Errorf("--targets: %w", err)}
 	}
-	var params []optim.Param
 	trainable := 0
 	for _, p := range m.Params() {
-		params = append(params, optim.Param{Name: p.Name, Data: p.Data, Grad: p.Grad})
 		trainable += len(p.Data)
 	}
-	opt := optim.NewAdamW(0.01)
+	// One optimiser step exactly as training makes it (package train's plain stepper).
+	stepper := &train.Plain{Model: m, Opt: optim.NewAdamW(0.01)}
 	B, T := opts.BatchSize, opts.SeqLen
-	batch := &engine.Batch{B: B, T: T, InputIDs: make([]int32, B*T), Labels: make([]int32, B*T)}
+	batch := dataset.Batch{B: B, T: T, InputIDs: make([]int32, B*T), Labels: make([]int32, B*T)}
 	for i := range batch.InputIDs {
 		id := int32(uint32(i*2654435761) % uint32(cfg.VocabSize))
 		batch.InputIDs[i], batch.Labels[i] = id, id
 	}
+	s := train.Step{Group: []dataset.Batch{batch}, LR: 1e-4}
 	step := func() (float64, error) {
-		m.ZeroGrad()
-		res, err := m.LossAndGrad(ctx, batch)
-		if err != nil {
-			return 0, err
-		}
-		opt.Step(params, 1e-4)
-		return res.Mean(), nil
+		stats, err := stepper.Step(ctx, &s)
+		return stats.Loss, err
 	}
 	if _, err := step(); err != nil { // warm-up: allocates the workspace
 		return err

@@ -136,7 +136,7 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 			return err
 		}
 	}
-	loss, tokens, err := train.Evaluate(ctx, train.NewEngine(m, nil), examples, opts.BatchSize)
+	loss, tokens, err := train.Evaluate(ctx, m, examples, opts.BatchSize)
 	if err != nil {
 		return fmt.Errorf("%s: %w", opts.Data, err)
 	}

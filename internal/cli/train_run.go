@@ -14,6 +14,7 @@ import (
 
 	"github.com/bidora/bidora/internal/atomicfile"
 
+	"github.com/bidora/bidora/bilevel"
 	"github.com/bidora/bidora/config"
 	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/hub"
@@ -45,24 +46,30 @@ func resolveModelDir(ctx context.Context, stdio *IO, ref string) (string, error)
 
 // trainRun holds what a training run has loaded.
 type trainRun struct {
-	cfg      *config.Train
-	dir      string // local model dir
-	mc       *modelcfg.Config
-	pipe     *textPipeline
-	trainEx  []dataset.Example
-	valEx    []dataset.Example
-	valFrom  string
-	model    *model.Model
-	baseLoss float64
+	cfg     *config.Train
+	dir     string // local model dir
+	mc      *modelcfg.Config
+	pipe    *textPipeline
+	trainEx []dataset.Example
+	valEx   []dataset.Example
+	valFrom string
+	model   *model.Model
 }
 
-// runTraining loads the model and data and runs the training loop of package train.
+// runTraining loads the model and data and runs package train's loop: one phase of
+// plain fine-tuning, or BiDoRA's phases.
 func runTraining(ctx context.Context, stdio *IO, cfg *config.Train, header []string) error {
 	start := time.Now()
 	if cfg.Resume == "" {
 		if err := train.CheckOutputDir(cfg.Output, cfg.Overwrite); err != nil {
-			return usageErrorf("%w", err)
+			return outputError(err)
 		}
+	} else {
+		ck, err := resolveResume(cfg)
+		if err != nil {
+			return err
+		}
+		cfg.Resume = ck
 	}
 	if cfg.Threads > 0 {
 		kernels.SetThreads(cfg.Threads)
@@ -86,43 +93,114 @@ func runTraining(ctx context.Context, stdio *IO, cfg *config.Train, header []str
 	}
 	defer r.model.Close()
 
-	eng := train.NewEngine(r.model, adapterIO{r.model, cfg.Model})
-	if len(r.valEx) > 0 {
-		if r.baseLoss, err = r.startLoss(ctx); err != nil {
+	logger := newTrainLogger(stdio, cfg.LogFormat)
+	opts := r.trainOptions(logger, header)
+	phases := []train.Phase{{Name: "train", Data: r.trainEx, Stepper: train.NewPlain(r.model, &opts)}}
+	if cfg.Method == "bidora" {
+		if phases, err = r.bidoraPhases(stdio, &opts); err != nil {
 			return err
 		}
 	}
-	logger := newTrainLogger(stdio, cfg.LogFormat)
-	opts := train.Options{
-		Output: cfg.Output, Epochs: cfg.Epochs, MaxSteps: cfg.MaxSteps, BatchSize: cfg.BatchSize,
-		GradAccum: cfg.GradAccum, LR: cfg.LR, Scheduler: cfg.LRScheduler, WarmupSteps: cfg.WarmupSteps,
-		WarmupRatio: cfg.WarmupRatio, WeightDecay: cfg.WeightDecay, MaxGradNorm: cfg.MaxGradNorm,
-		Optimizer: cfg.Optimizer, Seed: uint64(cfg.Seed), EvalSteps: cfg.EvalSteps, SaveSteps: cfg.SaveSteps,
-		Packing: cfg.Packing, MaxSeqLen: cfg.MaxSeqLen, GroupByLen: !cfg.Packing, ResumeFrom: cfg.Resume, Log: logger,
-		BeforeFinish: func(res *train.Result) error { return r.writeRunFiles(res, header) },
-	}
-	var res *train.Result
-	if cfg.Method == "bidora" {
-		res, err = r.runBiDoRA(ctx, stdio, eng, opts, logger)
-	} else {
-		res, err = train.Run(ctx, eng, r.trainEx, r.valEx, opts)
-	}
+	res, err := train.Run(ctx, r.model, phases, r.valEx, opts)
 	logger.finish()
 	if err != nil {
-		if errors.Is(err, train.ErrInterrupted) {
-			fmt.Fprintf(stdio.Err, "bidora: %v\n", err)
-		}
-		return err
+		return trainError(err)
 	}
 	return r.summary(stdio, res, time.Since(start))
 }
 
-// startLoss is the validation loss with the freshly initialised adapter (B = 0, so the
-// base model's loss).
-func (r *trainRun) startLoss(ctx context.Context) (float64, error) {
-	eng := train.NewEngine(r.model, adapterIO{r.model, r.cfg.Model})
-	loss, _, err := train.Evaluate(ctx, eng, r.valEx, r.cfg.BatchSize)
-	return loss, err
+// resolveResume turns --resume (a checkpoint, the output directory or "latest") into
+// a checkpoint directory.
+func resolveResume(cfg *config.Train) (string, error) {
+	dir := cfg.Resume
+	if dir == "latest" {
+		dir = cfg.Output
+	}
+	ck, err := train.LatestCheckpoint(dir)
+	if err != nil {
+		return "", usageErrorf("--resume %s: %w", cfg.Resume, err)
+	}
+	return ck, nil
+}
+
+// trainOptions maps the configuration onto the loop's options. The settings that
+// define the adapter must match on resume; the schedule's may change.
+func (r *trainRun) trainOptions(logger *trainLogger, header []string) train.Options {
+	cfg := r.cfg
+	o := train.Options{
+		Output: cfg.Output, Epochs: cfg.Epochs, MaxSteps: cfg.MaxSteps, BatchSize: cfg.BatchSize,
+		GradAccum: cfg.GradAccum, LR: cfg.LR, Scheduler: cfg.LRScheduler, WarmupSteps: cfg.WarmupSteps,
+		WarmupRatio: cfg.WarmupRatio, WeightDecay: cfg.WeightDecay, MaxGradNorm: cfg.MaxGradNorm,
+		Optimizer: cfg.Optimizer, Seed: uint64(cfg.Seed), EvalSteps: cfg.EvalSteps, SaveSteps: cfg.SaveSteps,
+		SaveTotalLimit: cfg.SaveTotalLimit, Packing: cfg.Packing, MaxSeqLen: cfg.MaxSeqLen, GroupByLen: !cfg.Packing,
+		ResumeFrom: cfg.Resume, Log: logger,
+		BeforeFinish: func(res *train.Result) error { return r.writeRunFiles(res, header) },
+	}
+	str := func(v any) string { return fmt.Sprint(v) }
+	o.Identity = map[string]string{
+		"model": cfg.Model, "method": cfg.Method, "rank": str(cfg.Rank), "alpha": str(cfg.Alpha),
+		"targets": strings.Join(normTargets(cfg.TargetModules()), ","), "rslora": str(cfg.RSLoRA),
+		"template": cfg.Template, "train-on-prompt": str(cfg.TrainOnPrompt), "quantization": cfg.Quantization,
+	}
+	if cfg.Method == "bidora" {
+		o.Identity["hypergrad"], o.Identity["no-retrain"] = cfg.Hypergrad, str(cfg.NoRetrain)
+		o.PlotSeries = bilevel.PlotSeries
+	}
+	o.Tunable = map[string]string{
+		"lr": str(cfg.LR), "lr-scheduler": cfg.LRScheduler, "warmup-steps": str(cfg.WarmupSteps),
+		"warmup-ratio": str(cfg.WarmupRatio), "weight-decay": str(cfg.WeightDecay), "max-grad-norm": str(cfg.MaxGradNorm),
+		"epochs": str(cfg.Epochs), "max-steps": str(cfg.MaxSteps), "eval-steps": str(cfg.EvalSteps),
+		"save-steps": str(cfg.SaveSteps), "save-total-limit": str(cfg.SaveTotalLimit), "dropout": str(cfg.Dropout),
+		"upper-lr-mult": str(cfg.UpperLRMult), "orth-reg": str(cfg.OrthReg),
+	}
+	return o
+}
+
+// optionFlags names the flag behind each train.Options field (and loop-owned resume
+// identity key).
+var optionFlags = map[string]string{
+	"BatchSize": "--batch-size", "GradAccum": "--grad-accum", "Epochs": "--epochs", "LR": "--lr",
+	"Optimizer": "--optimizer", "WeightDecay": "--weight-decay", "MaxGradNorm": "--max-grad-norm",
+	"WarmupRatio": "--warmup-ratio", "WarmupSteps": "--warmup-steps", "SaveTotalLimit": "--save-total-limit",
+	"Output": "--output", "Scheduler": "--lr-scheduler", "Seed": "--seed", "Packing": "--packing",
+	"MaxSeqLen": "--max-seq-len", "GroupByLen": "--packing", "UpperLRMult": "--upper-lr-mult", "OrthReg": "--orth-reg",
+	"data": "--train-file",
+}
+
+func flagOf(key string) string {
+	if f, ok := optionFlags[key]; ok {
+		return f
+	}
+	return "--" + key
+}
+
+// trainError maps the loop's typed errors to the flags behind them (exit 2).
+func trainError(err error) error {
+	var oe *train.OptionError
+	var rm *train.ResumeMismatchError
+	var de *bilevel.DataError
+	switch {
+	case errors.As(err, &oe):
+		return usageErrorf("%s %s: want %s", flagOf(oe.Field), oe.Value, oe.Want)
+	case errors.As(err, &rm):
+		if rm.Name == "data" {
+			return usageErrorf("--resume %s: %v", rm.Checkpoint, rm)
+		}
+		return usageErrorf("--resume %s: the checkpoint was made with %s %s, this run has %s %s; resume with the checkpoint's setting (or start a new run)",
+			rm.Checkpoint, flagOf(rm.Name), rm.Saved, flagOf(rm.Name), rm.Run)
+	case errors.As(err, &de):
+		return usageErrorf("--method bidora: %v", de)
+	}
+	return err
+}
+
+// outputError maps output-directory errors to --output (exit 2).
+func outputError(err error) error {
+	var ne *train.OutputNotEmptyError
+	if errors.As(err, &ne) {
+		return usageErrorf("--output %s is not empty (has %s…); pass --overwrite to reuse it or --resume to continue a run", ne.Dir, strings.Join(ne.Names, ", "))
+	}
+	return usageErrorf("--output: %w", err)
 }
 
 func (r *trainRun) loadData(ctx context.Context, stdio *IO) error {
@@ -189,15 +267,19 @@ func (r *trainRun) loadModel(ctx context.Context, stdio *IO) error {
 	kind := resolveAutoQuant(ctx, stdio.Err, q, r.mc, memplan.Settings{Method: cfg.Method, Rank: cfg.Rank,
 		Targets: cfg.Targets, Optimizer: cfg.Optimizer, BatchSize: cfg.BatchSize, SeqLen: cfg.MaxSeqLen,
 		GradCheckpointing: cfg.GradCheckpointing}, cfg.Output)
-	m, err := loadQuantModel(stdio.Err, r.dir, kind, model.Options{NoCheckpointing: !cfg.GradCheckpointing, Seed: uint64(cfg.Seed)})
+	m, err := loadQuantModel(stdio.Err, r.dir, kind, model.Options{NoCheckpointing: !cfg.GradCheckpointing, Seed: uint64(cfg.Seed), Name: cfg.Model})
 	if err != nil {
 		return fmt.Errorf("loading model %s: %w", cfg.Model, err)
 	}
 	if cfg.ResumeAdapter != "" {
-		err = m.LoadAdapter(cfg.ResumeAdapter)
+		if err = m.LoadAdapter(cfg.ResumeAdapter); err != nil {
+			err = fmt.Errorf("--resume-adapter %s: %w", cfg.ResumeAdapter, err)
+		} else if a := m.Adapter(); cfg.Method == "bidora" && !a.DoRA {
+			err = usageErrorf("--resume-adapter %s is not a DoRA adapter (use_dora false); --method bidora needs one", cfg.ResumeAdapter)
+		}
 	} else {
 		err = m.AddAdapters(model.AdapterConfig{Targets: cfg.TargetModules(), Rank: cfg.Rank, Alpha: cfg.Alpha,
-			Dropout: cfg.Dropout, RSLoRA: cfg.RSLoRA, DoRA: cfg.Method == "dora"})
+			Dropout: cfg.Dropout, RSLoRA: cfg.RSLoRA, DoRA: cfg.Method == "dora" || cfg.Method == "bidora"})
 	}
 	if err != nil {
 		m.Close()
@@ -207,18 +289,12 @@ func (r *trainRun) loadModel(ctx context.Context, stdio *IO) error {
 	return nil
 }
 
-// adapterIO saves and loads the model's adapter for the trainer.
-type adapterIO struct {
-	m    *model.Model
-	base string
-}
-
-func (a adapterIO) SaveAdapter(dir string) error { return a.m.SaveAdapter(dir, a.base) }
-func (a adapterIO) LoadAdapter(dir string) error { return a.m.LoadAdapter(dir) }
-
 // writeRunFiles writes config.yaml and the model card into the output dir.
 func (r *trainRun) writeRunFiles(res *train.Result, header []string) error {
 	var yml strings.Builder
+	for _, c := range res.Changed {
+		header = append(header, fmt.Sprintf("changed on resume from %s: %s %s → %s", r.cfg.Resume, c.Name, c.From, c.To))
+	}
 	if err := r.cfg.WriteYAML(&yml, header); err != nil {
 		return err
 	}
@@ -247,6 +323,12 @@ func (r *trainRun) modelCard(res *train.Result) string {
 		{"schedule", cfg.LRScheduler}, {"warmup steps", cfg.WarmupSteps}, {"weight decay", cfg.WeightDecay},
 		{"max grad norm", cfg.MaxGradNorm}, {"optimizer", cfg.Optimizer}, {"seed", cfg.Seed}} {
 		fmt.Fprintf(&b, "| %v | %v |\n", kv[0], kv[1])
+	}
+	if len(res.Changed) > 0 {
+		fmt.Fprintf(&b, "\nChanged when the run was resumed from %s (the table shows the values at the end):\n\n", cfg.Resume)
+		for _, c := range res.Changed {
+			fmt.Fprintf(&b, "- %s: %s → %s\n", c.Name, c.From, c.To)
+		}
 	}
 	fmt.Fprintf(&b, "\n## Results\n\n- optimiser steps: %d\n- final training loss: %.4f\n", res.Steps, res.FinalLoss)
 	if !math.IsNaN(res.FirstValLoss) {
@@ -302,18 +384,29 @@ func (l *trainLogger) Start(total int) {
 }
 
 func (l *trainLogger) Step(m train.Metrics) {
+	upper, hasUpper := m.Extra["upper_loss"]
 	switch {
 	case l.json:
 		data, _ := json.Marshal(m)
 		fmt.Fprintf(l.w, "%s\n", data)
 	case l.bar != nil:
 		l.bar.Set("loss", fmt.Sprintf("%.4f", m.Loss))
+		if hasUpper {
+			l.bar.Set("upper", fmt.Sprintf("%.4f", upper))
+		}
 		l.bar.Set("lr", fmt.Sprintf("%.2e", m.LR))
 		l.bar.Set("tok/s", fmt.Sprintf("%.0f", m.TokensPS))
 		l.bar.SetCurrent(int64(m.Step))
 	default:
-		fmt.Fprintf(l.w, "step %d/%d epoch %.2f loss %.4f lr %.3e grad_norm %.3f tokens/s %.0f\n",
-			m.Step, m.TotalStep, m.Epoch, m.Loss, m.LR, m.GradNorm, m.TokensPS)
+		phase, extra := "", ""
+		if m.Phase != "" && m.Phase != "train" {
+			phase = " [" + m.Phase + "]"
+		}
+		if hasUpper {
+			extra = fmt.Sprintf(" upper_loss %.4f upper_lr %.3e", upper, m.Extra["upper_lr"])
+		}
+		fmt.Fprintf(l.w, "step %d/%d%s epoch %.2f loss %.4f%s lr %.3e grad_norm %.3f tokens/s %.0f\n",
+			m.Step, m.TotalStep, phase, m.Epoch, m.Loss, extra, m.LR, m.GradNorm, m.TokensPS)
 	}
 }
 
