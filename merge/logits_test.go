@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/bidora/bidora/engine"
+	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/model"
 	"github.com/bidora/bidora/peft"
@@ -25,7 +25,7 @@ func logits(t *testing.T, dir, adapter string, ids []int32) []float32 {
 			t.Fatal(err)
 		}
 	}
-	out, err := m.Logits(context.Background(), &engine.Batch{B: 1, T: len(ids), InputIDs: ids, Labels: ids})
+	out, err := m.Logits(context.Background(), &dataset.Batch{B: 1, T: len(ids), InputIDs: ids, Labels: ids})
 	if err != nil {
 		t.Fatal(err)
 	}
