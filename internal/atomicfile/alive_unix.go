@@ -1,0 +1,18 @@
+//go:build unix
+
+package atomicfile
+
+import (
+	"errors"
+	"syscall"
+)
+
+// processAlive reports whether a process with this pid exists (signal 0 checks
+// without sending anything; EPERM means it exists under another user).
+var processAlive = func(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
