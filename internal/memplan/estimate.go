@@ -2,11 +2,15 @@
 // for a model shape, and picks quantisation, batch size, gradient accumulation
 // and sequence length that fit the memory a machine has (auto-adjust).
 //
-// The estimate follows bidora's engine (DESIGN §6): frozen weights stay in
-// their stored or quantised form, adapters and optimiser state are f32,
-// activations are f32, attention is tiled (no T² buffer), gradient
-// checkpointing keeps each layer's input and recomputes one layer at a time,
-// and the cross-entropy works on chunks of the vocabulary logits.
+// The estimate mirrors the buffers bidora's model allocates for a training
+// step: frozen weights stay in their stored or quantised form, adapters and
+// optimiser state are f32, activations are f32, attention is tiled (no T²
+// buffer), gradient checkpointing keeps each layer's input plus the whole
+// activations of as many layers as a fixed budget holds (the rest are
+// recomputed), and the cross-entropy works on a bounded chunk of vocabulary
+// logits. The constants were checked against measured peak RSS of
+// `bidora bench` (go run ./tools/memcheck); TestMeasuredPeakRSS keeps the
+// estimate within 15% of those measurements.
 package memplan
 
 import (
@@ -39,14 +43,25 @@ const (
 	// NF4DoubleQuantBlock is the number of 8-bit absmax values sharing one f32
 	// scale under double quantisation (bitsandbytes uses 256).
 	NF4DoubleQuantBlock = 256
-	// LogitsChunk is the number of tokens whose vocabulary logits are materialised
-	// at once by the chunked cross-entropy.
-	LogitsChunk = 1024
+	// LogitBytes bounds the chunk of vocabulary logits the fused cross-entropy
+	// materialises at once: it mirrors the default of model.Options.MaxLogitBytes
+	// (nn.NewCrossEntropy uses 128 MiB when it is 0), so the chunk holds
+	// LogitBytes/(4·vocab) tokens, about 220 for a 152k vocabulary.
+	LogitBytes = 128 << 20
+	// KeptActivationsBudget mirrors model.KeptActivationsBudget: with gradient
+	// checkpointing the layers below the last keep their whole activations
+	// through the backward, instead of having them recomputed, while
+	// kept·perLayer ≤ this budget. It is memory a checkpointed step really holds,
+	// up to 512 MiB. TestKeptActivationsBudget pins the value.
+	KeptActivationsBudget = 512 << 20
 	// RuntimeOverhead covers what does not scale with the model shape: the Go
-	// runtime and GC headroom, the tokenizer's tables, the dataset's token ids,
-	// per-thread GEMM dequantisation tiles and bookkeeping. Measured for the small
-	// models runs are a few tens of MB above this; 256 MiB is a deliberate margin.
-	RuntimeOverhead = 256 << 20
+	// runtime and GC headroom, per-thread GEMM and attention tiles, the
+	// tokenizer's tables, the dataset's token ids and bookkeeping. bench runs
+	// measure 10–60 MiB above the buffers this package counts (tools/memcheck);
+	// 128 MiB leaves room for train's tokenizer and dataset, which bench lacks.
+	// It was 256 MiB while the estimate did not count the kept activations and
+	// overcounted the logits; with those right it made small runs 10% high.
+	RuntimeOverhead = 128 << 20
 )
 
 // WeightBytes is the memory of one out×in projection matrix held in mode q.
@@ -81,6 +96,9 @@ type Settings struct {
 	BatchSize         int
 	SeqLen            int
 	GradCheckpointing bool
+	// Dropout is the adapter dropout rate; above 0 every adapted projection keeps
+	// its dropped-out input for the backward.
+	Dropout float64
 }
 
 // Estimate is the memory breakdown in bytes.
@@ -93,10 +111,16 @@ type Estimate struct {
 	Adapter int64 `json:"adapter"`
 	// AdapterParams is the number of trainable parameters.
 	AdapterParams int64 `json:"adapter_params"`
-	// Activations is what the forward pass keeps for the backward pass plus the
-	// backward pass's working buffers.
+	// Activations is what the forward pass keeps for the backward pass (with
+	// checkpointing: the layer inputs and one layer's full activations) plus
+	// the backward pass's working buffers.
 	Activations int64 `json:"activations"`
-	// Logits is one chunk of vocabulary logits and their gradient.
+	// KeptActivations is, with checkpointing, the full activations of the layers
+	// below the last that the model keeps instead of recomputing them, within
+	// KeptActivationsBudget; 0 without checkpointing (Activations has them all).
+	KeptActivations int64 `json:"kept_activations"`
+	// Logits is the cross-entropy's chunk of vocabulary logits and of hidden
+	// states with their gradient.
 	Logits int64 `json:"logits"`
 	// Overhead is RuntimeOverhead.
 	Overhead int64 `json:"overhead"`
@@ -173,52 +197,113 @@ func Compute(cfg *modelcfg.Config, s Settings) Estimate {
 	// Activations, in f32 elements per token.
 	tokens := int64(max(s.BatchSize, 1)) * int64(max(s.SeqLen, 1))
 	e.Activations = ActivationsPerToken(cfg, s) * tokens * BytesF32
+	e.KeptActivations = KeptLayers(cfg, s) * LayerActivationsPerToken(cfg, s) * tokens * BytesF32
 
-	// Chunked cross-entropy: LogitsChunk tokens × vocab f32 logits and their gradient.
-	chunk := min(tokens, LogitsChunk)
-	e.Logits = 2 * chunk * V * BytesF32
+	// Fused cross-entropy: a chunk of logits (LogitBytes) plus the chunk's hidden
+	// states and their gradient.
+	chunk := min(tokens, max(LogitBytes/(BytesF32*V), 1))
+	e.Logits = chunk*V*BytesF32 + 2*chunk*h*BytesF32
 
 	e.Overhead = RuntimeOverhead
-	e.Total = e.Weights + e.Embeddings + e.Adapter + e.Activations + e.Logits + e.Overhead
+	e.Total = e.Weights + e.Embeddings + e.Adapter + e.Activations + e.KeptActivations + e.Logits + e.Overhead
 	return e
 }
 
+// targetDims sums, over the targeted projections, the adapter rank and the
+// output and input widths, and takes the largest of each (the model sizes its
+// shared backward scratch for the largest).
+func targetDims(cfg *modelcfg.Config, s Settings) (sumOut, sumIn, maxOut, maxIn, n int64) {
+	for _, p := range ExpandTargets(s.Targets) {
+		out, in, ok := cfg.ProjShape(p)
+		if !ok {
+			continue
+		}
+		sumOut, sumIn, n = sumOut+int64(out), sumIn+int64(in), n+1
+		maxOut, maxIn = max(maxOut, int64(out)), max(maxIn, int64(in))
+	}
+	return
+}
+
+func isDoRA(s Settings) bool { return s.Method == "dora" || s.Method == "bidora" }
+
 // LayerActivationsPerToken is the number of f32 values one decoder layer keeps
-// per token for its backward pass:
+// per token for its backward pass (the model's layerActs; the layer's input is
+// counted with the saved layer inputs):
 //
-//	4·hidden        layer input, attention-norm output, residual after attention, MLP-norm output
+//	3·hidden        attention-norm output, residual after attention, MLP-norm output
+//	2               the two RMSNorm reciprocal RMS values
 //	2·q + 2·kv      q and attention output (q-sized), k and v after RoPE
 //	heads           one log-sum-exp per head (tiled attention keeps no T×T matrix)
 //	3·intermediate  gate, up and silu(gate)·up
-//	2               the two RMSNorm inverse RMS values
 //	r per target    the adapter's x·Aᵀ
+//	out per target  DoRA/BiDoRA only: the adapted output before the magnitude scale
+//	in per target   with dropout only: the dropped-out input
 func LayerActivationsPerToken(cfg *modelcfg.Config, s Settings) int64 {
 	h, inter := int64(cfg.HiddenSize), int64(cfg.IntermediateSize)
 	nq := int64(cfg.NumAttentionHeads * cfg.HeadDim)
 	nkv := int64(cfg.NumKeyValueHeads * cfg.HeadDim)
-	return 4*h + 2*nq + 2*nkv + int64(cfg.NumAttentionHeads) + 3*inter + 2 +
-		int64(len(ExpandTargets(s.Targets)))*int64(s.Rank)
+	sumOut, sumIn, _, _, n := targetDims(cfg, s)
+	v := 3*h + 2 + 2*nq + 2*nkv + int64(cfg.NumAttentionHeads) + 3*inter + n*int64(s.Rank)
+	if isDoRA(s) {
+		v += sumOut
+	}
+	if s.Dropout > 0 {
+		v += sumIn
+	}
+	return v
 }
 
 // BackwardScratchPerToken is the f32 working space per token of one layer's
-// backward pass: the gradient flowing through the residual stream and into the
-// layer input (2·hidden) and the gradients of gate and up (2·intermediate).
-func BackwardScratchPerToken(cfg *modelcfg.Config) int64 {
-	return 2*int64(cfg.HiddenSize) + 2*int64(cfg.IntermediateSize)
+// backward pass: the gradients of the residual stream, of a norm output and of
+// the final norm output (3·hidden), of q, the attention output, k and v
+// (2·q + 2·kv), of gate, up and their product (3·intermediate), one softmax
+// statistic per head, and the adapters' shared scratch (the rank, plus the
+// widest output for DoRA and the widest input with dropout).
+func BackwardScratchPerToken(cfg *modelcfg.Config, s Settings) int64 {
+	h, inter := int64(cfg.HiddenSize), int64(cfg.IntermediateSize)
+	nq := int64(cfg.NumAttentionHeads * cfg.HeadDim)
+	nkv := int64(cfg.NumKeyValueHeads * cfg.HeadDim)
+	_, _, maxOut, maxIn, n := targetDims(cfg, s)
+	v := 3*h + 2*nq + 2*nkv + 3*inter + int64(cfg.NumAttentionHeads)
+	if n > 0 {
+		v += int64(s.Rank)
+	}
+	if isDoRA(s) {
+		v += maxOut
+	}
+	if s.Dropout > 0 {
+		v += maxIn
+	}
+	return v
 }
 
-// ActivationsPerToken is the f32 values per token the run holds at its peak.
-// With gradient checkpointing: every layer's input (L·hidden), the final norm
-// output (hidden) and one layer recomputed in full plus its backward scratch.
-// Without: every layer's full activations plus one backward scratch.
+// ActivationsPerToken is the f32 values per token the run holds at its peak,
+// apart from the kept layers (KeptLayers): every layer's input and the last
+// layer's output ((L+1)·hidden), the final norm output and its reciprocal RMS
+// (hidden+1), the backward scratch, and the full activations of one layer with
+// checkpointing (the buffer the recomputed layers share) or of every layer
+// without.
 func ActivationsPerToken(cfg *modelcfg.Config, s Settings) int64 {
 	h, L := int64(cfg.HiddenSize), int64(cfg.NumHiddenLayers)
-	layer := LayerActivationsPerToken(cfg, s)
-	scratch := BackwardScratchPerToken(cfg)
+	layers := L
 	if s.GradCheckpointing {
-		return L*h + h + layer + scratch
+		layers = 1
 	}
-	return L*layer + h + scratch
+	return (L+1)*h + h + 1 + layers*LayerActivationsPerToken(cfg, s) + BackwardScratchPerToken(cfg, s)
+}
+
+// KeptLayers is how many layers below the last keep their full activations
+// through a checkpointed backward: min(L−1, KeptActivationsBudget/perLayer)
+// with perLayer one layer's activation bytes for the step's tokens, the same
+// rule as the model's keptLayers. 0 without checkpointing.
+func KeptLayers(cfg *modelcfg.Config, s Settings) int64 {
+	L := int64(cfg.NumHiddenLayers)
+	tokens := int64(max(s.BatchSize, 1)) * int64(max(s.SeqLen, 1))
+	per := LayerActivationsPerToken(cfg, s) * tokens * BytesF32
+	if !s.GradCheckpointing || L < 2 || per <= 0 {
+		return 0
+	}
+	return min(L-1, KeptActivationsBudget/per)
 }
 
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
@@ -230,6 +315,7 @@ func (e Estimate) String() string {
 		"embeddings " + FormatBytes(e.Embeddings),
 		"adapter+optimizer " + FormatBytes(e.Adapter),
 		"activations " + FormatBytes(e.Activations),
+		"kept activations " + FormatBytes(e.KeptActivations),
 		"logits " + FormatBytes(e.Logits),
 		"overhead " + FormatBytes(e.Overhead),
 	}

@@ -54,20 +54,72 @@ func TestWeightBytes(t *testing.T) {
 //	embeddings 151936·896·2 B = 272269312; norms (2·24+1)·896·2 B = 87808 → 272357120
 //	adapter: r·(in+out) = 8·1792 + 8·1024 + 8·1024 + 8·1792 = 45056 per layer, ×24 =
 //	  1081344 params × (4 param + 4 grad + 8 AdamW) B = 17301504
-//	activations per token: one layer 4·896 + 2·896 + 2·128 + 14 + 3·4864 + 2 + 4·8 = 20272,
-//	  backward scratch 2·896 + 2·4864 = 11520, saved layer inputs 24·896 = 21504, final
-//	  norm 896 → 54192 f32 × 1024 tokens × 4 B = 221970432
-//	logits: 2 · 1024 · 151936 · 4 B = 1244659712
-//	overhead 256 MiB = 268435456
-//	total 2740432640 B ≈ 2.55 GiB
+//	one layer per token: 3·896 + 2 + 2·896 + 2·128 + 14 + 3·4864 + 4·8 = 19376 f32
+//	backward scratch per token: 3·896 + 2·896 + 2·128 + 3·4864 + 14 + 8 = 19350
+//	activations per token: layer inputs 25·896 = 22400, final norm 896 + 1, one layer
+//	  19376, scratch 19350 → 62023 f32 × 1024 tokens × 4 B = 254046208
+//	kept layers: one layer is 19376·1024·4 = 79364096 B; 512 MiB / that = 6 (≤ 23)
+//	  → 6 · 79364096 = 476184576
+//	logits: 128 MiB / (4·151936) = 220 tokens; 220·151936·4 = 133703680 plus their
+//	  hidden states and gradient 2·220·896·4 = 1576960 → 135280640
+//	overhead 128 MiB = 134217728
+//	total 2005096192 B ≈ 1.87 GiB
 func TestComputeQwen05(t *testing.T) {
 	cfg := find(t, "qwen2.5-0.5b")
 	e := Compute(cfg, Settings{Quant: QuantNone, Method: "lora", Rank: 8, Optimizer: "adamw",
 		BatchSize: 1, SeqLen: 1024, GradCheckpointing: true})
 	want := Estimate{Weights: 715708416, Embeddings: 272357120, Adapter: 17301504, AdapterParams: 1081344,
-		Activations: 221970432, Logits: 1244659712, Overhead: 268435456, Total: 2740432640}
+		Activations: 254046208, KeptActivations: 476184576, Logits: 135280640, Overhead: 134217728,
+		Total: 2005096192}
 	if e != want {
 		t.Errorf("Compute =\n %+v\nwant\n %+v", e, want)
+	}
+}
+
+// TestConstants pins the constants that mirror the model's defaults, so that a
+// change there is noticed here (model_test.go checks them against the model).
+func TestConstants(t *testing.T) {
+	if KeptActivationsBudget != 512<<20 {
+		t.Errorf("KeptActivationsBudget = %d, want 512 MiB (model.KeptActivationsBudget)", KeptActivationsBudget)
+	}
+	if LogitBytes != 128<<20 {
+		t.Errorf("LogitBytes = %d, want 128 MiB (the cross-entropy's default chunk)", LogitBytes)
+	}
+}
+
+// TestKeptLayers checks the kept-layer count at Qwen2.5-0.5B's shape with LoRA
+// r=8 on all-linear: one layer keeps 3·896 + 2 + 2·896 + 2·128 + 14 + 3·4864 + 7·8
+// = 19400 f32 = 77600 B per token, so 512 MiB holds 6918 layer-tokens.
+func TestKeptLayers(t *testing.T) {
+	cfg := find(t, "qwen2.5-0.5b")
+	cases := []struct {
+		batch, seq int
+		ckpt       bool
+		want       int64
+	}{
+		{1, 256, true, 23}, // 27 fit, capped at L−1
+		{1, 288, true, 23}, // 24 fit
+		{1, 512, true, 13}, // 6918/512
+		{1, 2048, true, 3}, // 6918/2048
+		{4, 512, true, 3},  // tokens count, not rows
+		{1, 8192, true, 0}, // one layer is over the budget
+		{1, 512, false, 0}, // without checkpointing every layer is in Activations
+		{1, 6918, true, 1}, // just fits
+		{1, 6919, true, 0}, // just does not
+	}
+	for _, c := range cases {
+		s := Settings{Quant: QuantNone, Method: "lora", Rank: 8, Targets: []string{"all-linear"},
+			Optimizer: "adamw", BatchSize: c.batch, SeqLen: c.seq, GradCheckpointing: c.ckpt}
+		if per := LayerActivationsPerToken(cfg, s); per != 19400 {
+			t.Fatalf("LayerActivationsPerToken = %d, want 19400", per)
+		}
+		if got := KeptLayers(cfg, s); got != c.want {
+			t.Errorf("%d×%d ckpt=%v: KeptLayers = %d, want %d", c.batch, c.seq, c.ckpt, got, c.want)
+		}
+		e := Compute(cfg, s)
+		if want := c.want * 19400 * int64(c.batch*c.seq) * 4; e.KeptActivations != want {
+			t.Errorf("%d×%d ckpt=%v: KeptActivations = %d, want %d", c.batch, c.seq, c.ckpt, e.KeptActivations, want)
+		}
 	}
 }
 
