@@ -77,10 +77,34 @@ It writes PEFT adapters and merged safetensors models. One binary, no Python.`,
 		newExportCmd(stdio),
 		newGenerateCmd(stdio),
 	)
+	initCompletionCmd(root)
 	for _, c := range root.Commands() {
 		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	}
 	return root
+}
+
+// completionShells are the shells cobra's completion command writes scripts for.
+var completionShells = []string{"bash", "zsh", "fish", "powershell"}
+
+// initCompletionCmd adds cobra's completion command now (cobra would add it at
+// Execute) so that a missing or unknown shell is a usage error (exit 2) listing
+// the supported shells instead of the help text with exit 0.
+func initCompletionCmd(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			supported := strings.Join(completionShells, ", ")
+			if len(args) == 0 {
+				return usageErrorf("%s: name a shell: %s", cmd.CommandPath(), supported)
+			}
+			return usageErrorf("%s: unknown shell %q; supported shells: %s", cmd.CommandPath(), args[0], supported)
+		}
+	}
 }
 
 // Main runs the command line and returns the process exit code.
