@@ -3,6 +3,7 @@ package peft
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bidora/bidora/internal/atomicfile"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/safetensors"
 )
@@ -284,9 +286,12 @@ func ToTensors(tensors map[string]Tensor, dt safetensors.DType) ([]safetensors.T
 	return out, nil
 }
 
-// Save writes an adapter directory (created if needed): the weights, then the
-// config, each atomically through a temporary file and a rename, after checking
-// them as Load does. Floating-point tensors must be F32, BF16 or F16.
+// Save writes an adapter directory (created if needed), after checking it as
+// Load does: adapter_model.safetensors and adapter_config.json are written as
+// a set (atomicfile.WriteSet), so a failure while writing either (a full disk,
+// say) leaves neither new file visible and an earlier adapter in dir intact.
+// Existing files there must be regular files; a symlink or special file is
+// refused, not replaced. Floating-point tensors must be F32, BF16 or F16.
 func Save(dir string, cfg *Config, tensors []safetensors.Tensor) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("saving adapter to %s: %w", dir, err)
@@ -309,10 +314,20 @@ func Save(dir string, cfg *Config, tensors []safetensors.Tensor) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("saving adapter: %w", err)
 	}
-	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFileName), tensors, map[string]string{"format": "pt"}); err != nil {
-		return fmt.Errorf("saving adapter: %w", err)
+	cfgData, err := cfg.encode()
+	if err != nil {
+		return fmt.Errorf("saving adapter to %s: %w", dir, err)
 	}
-	if err := cfg.Write(dir); err != nil {
+	err = atomicfile.WriteSet(dir, []atomicfile.File{
+		{Name: WeightsFileName, Write: func(w io.Writer) error {
+			return safetensors.Encode(w, tensors, map[string]string{"format": "pt"})
+		}},
+		{Name: ConfigFileName, Write: func(w io.Writer) error {
+			_, err := w.Write(cfgData)
+			return err
+		}},
+	})
+	if err != nil {
 		return fmt.Errorf("saving adapter: %w", err)
 	}
 	return nil

@@ -421,17 +421,27 @@ func ReadConfig(dir string) (*Config, error) {
 // Write validates c and writes dir/adapter_config.json atomically.
 func (c *Config) Write(dir string) error {
 	path := filepath.Join(dir, ConfigFileName)
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	data, err := json.Marshal(c)
+	data, err := c.encode()
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	return atomicfile.WriteFile(path, data)
+}
+
+// encode validates c and returns adapter_config.json's bytes, indented as
+// PEFT writes them.
+func (c *Config) encode() ([]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
 	var indented bytes.Buffer
 	if err := json.Indent(&indented, data, "", "  "); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return nil, err
 	}
 	indented.WriteByte('\n')
-	return atomicfile.WriteFile(path, indented.Bytes())
+	return indented.Bytes(), nil
 }

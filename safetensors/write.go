@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+
+	"github.com/bidora/bidora/internal/atomicfile"
 )
 
 // Tensor is a named tensor with its raw little-endian data.
@@ -40,21 +43,13 @@ func NewTensor(name string, dt DType, shape []int, values []float32) (Tensor, er
 
 // WriteFile writes tensors and optional metadata as a safetensors file,
 // atomically: the data goes to a temporary file in the same directory, which is
-// renamed over path once complete. Tensors are laid out as the reference
-// implementation does (by dtype, widest first, then by name), so that every
-// tensor is aligned to its element size and the bytes match its output.
+// renamed over path once complete. path must be missing or a regular file; a
+// symlink, device, named pipe or other special file is refused (see
+// atomicfile.CheckFile) and left as it was. Tensors are laid out as the
+// reference implementation does (by dtype, widest first, then by name), so that
+// every tensor is aligned to its element size and the bytes match its output.
 func WriteFile(path string, tensors []Tensor, metadata map[string]string) error {
-	order := slices.Clone(tensors)
-	slices.SortStableFunc(order, func(a, b Tensor) int {
-		if ra, rb := dtypeRank[a.DType], dtypeRank[b.DType]; ra != rb {
-			return rb - ra
-		}
-		return cmpString(a.Name, b.Name)
-	})
-	infos := make([]TensorInfo, len(order))
-	for i, t := range order {
-		infos[i] = TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape}
-	}
+	order, infos := layout(tensors)
 	w, err := NewWriter(path, infos, metadata)
 	if err != nil {
 		return err
@@ -66,6 +61,48 @@ func WriteFile(path string, tensors []Tensor, metadata map[string]string) error 
 		}
 	}
 	return w.Close()
+}
+
+// Encode writes tensors and optional metadata to w in the safetensors format,
+// laid out as WriteFile lays them out. It is for writers that place the bytes
+// themselves (atomicfile.WriteSet, to write several files as a set).
+func Encode(w io.Writer, tensors []Tensor, metadata map[string]string) error {
+	order, infos := layout(tensors)
+	infos, header, err := plan(infos, metadata)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	var lenBuf [8]byte
+	binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(header)))
+	bw.Write(lenBuf[:])
+	bw.Write(header)
+	for i, t := range order {
+		if int64(len(t.Data)) != infos[i].NumBytes() {
+			return fmt.Errorf("tensor %q: shape %v of %s needs %d bytes, got %d", t.Name, t.Shape, t.DType, infos[i].NumBytes(), len(t.Data))
+		}
+		if _, err := bw.Write(t.Data); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// layout orders tensors as the reference implementation writes them and
+// returns their header entries (offsets not yet computed).
+func layout(tensors []Tensor) ([]Tensor, []TensorInfo) {
+	order := slices.Clone(tensors)
+	slices.SortStableFunc(order, func(a, b Tensor) int {
+		if ra, rb := dtypeRank[a.DType], dtypeRank[b.DType]; ra != rb {
+			return rb - ra
+		}
+		return cmpString(a.Name, b.Name)
+	})
+	infos := make([]TensorInfo, len(order))
+	for i, t := range order {
+		infos[i] = TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape}
+	}
+	return order, infos
 }
 
 func cmpString(a, b string) int {
@@ -93,38 +130,16 @@ type Writer struct {
 }
 
 // NewWriter starts writing a safetensors file at path holding the given
-// tensors in the given order (their Offsets are computed, not read).
+// tensors in the given order (their Offsets are computed, not read). path must
+// be missing or a regular file, as for WriteFile; it is checked here and again
+// when Close renames the finished file into place.
 func NewWriter(path string, infos []TensorInfo, metadata map[string]string) (*Writer, error) {
-	infos = slices.Clone(infos)
-	seen := map[string]bool{}
-	var off int64
-	for i := range infos {
-		ti := &infos[i]
-		switch {
-		case ti.Name == "":
-			return nil, fmt.Errorf("writing %s: tensor %d has an empty name", path, i)
-		case ti.Name == metadataKey:
-			return nil, fmt.Errorf("writing %s: %q is reserved for metadata", path, metadataKey)
-		case seen[ti.Name]:
-			return nil, fmt.Errorf("writing %s: tensor %q appears twice", path, ti.Name)
-		case !ti.DType.Valid():
-			return nil, fmt.Errorf("writing %s: tensor %q: unknown dtype %q", path, ti.Name, ti.DType)
-		}
-		seen[ti.Name] = true
-		n := int64(1)
-		for _, d := range ti.Shape {
-			if d < 0 {
-				return nil, fmt.Errorf("writing %s: tensor %q: negative dimension in shape %v", path, ti.Name, ti.Shape)
-			}
-			n *= int64(d)
-		}
-		ti.Shape = slices.Clone(ti.Shape)
-		ti.Offsets = [2]int64{off, off + n*int64(ti.DType.Size())}
-		off = ti.Offsets[1]
-	}
-	header, err := encodeHeader(infos, metadata)
+	infos, header, err := plan(infos, metadata)
 	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := atomicfile.CheckFile(path); err != nil {
+		return nil, err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -142,6 +157,43 @@ func NewWriter(path string, infos []TensorInfo, metadata map[string]string) (*Wr
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	return w, nil
+}
+
+// plan checks the declared tensors, computes their offsets and encodes the
+// header.
+func plan(infos []TensorInfo, metadata map[string]string) ([]TensorInfo, []byte, error) {
+	infos = slices.Clone(infos)
+	seen := map[string]bool{}
+	var off int64
+	for i := range infos {
+		ti := &infos[i]
+		switch {
+		case ti.Name == "":
+			return nil, nil, fmt.Errorf("tensor %d has an empty name", i)
+		case ti.Name == metadataKey:
+			return nil, nil, fmt.Errorf("%q is reserved for metadata", metadataKey)
+		case seen[ti.Name]:
+			return nil, nil, fmt.Errorf("tensor %q appears twice", ti.Name)
+		case !ti.DType.Valid():
+			return nil, nil, fmt.Errorf("tensor %q: unknown dtype %q", ti.Name, ti.DType)
+		}
+		seen[ti.Name] = true
+		n := int64(1)
+		for _, d := range ti.Shape {
+			if d < 0 {
+				return nil, nil, fmt.Errorf("tensor %q: negative dimension in shape %v", ti.Name, ti.Shape)
+			}
+			n *= int64(d)
+		}
+		ti.Shape = slices.Clone(ti.Shape)
+		ti.Offsets = [2]int64{off, off + n*int64(ti.DType.Size())}
+		off = ti.Offsets[1]
+	}
+	header, err := encodeHeader(infos, metadata)
+	if err != nil {
+		return nil, nil, err
+	}
+	return infos, header, nil
 }
 
 // encodeHeader writes the JSON header, padded with spaces to a multiple of 8
@@ -237,12 +289,13 @@ func (w *Writer) Close() error {
 	if cerr := w.tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(w.tmp.Name(), w.path)
-	}
 	if err != nil {
 		_ = os.Remove(w.tmp.Name())
 		return fmt.Errorf("writing %s: %w", w.path, err)
+	}
+	if err := atomicfile.Commit(w.tmp.Name(), w.path); err != nil {
+		_ = os.Remove(w.tmp.Name())
+		return err
 	}
 	return nil
 }
