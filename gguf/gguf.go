@@ -257,7 +257,9 @@ func Write(w io.Writer, kvs []KV, tensors []Tensor) error {
 }
 
 // WriteFile writes a GGUF file atomically: to a temporary file in the same
-// directory, synced and renamed over path once complete.
+// directory, synced and renamed over path once complete. path must be missing
+// or a regular file; a symlink, device, named pipe or other special file is
+// refused (an error matching atomicfile.ErrNotReplaceable) and left as it was.
 func WriteFile(path string, kvs []KV, tensors []Tensor) error {
 	return atomicfile.Write(path, func(w io.Writer) error { return Write(w, kvs, tensors) })
 }
@@ -531,6 +533,11 @@ func Parse(data []byte) (*File, error) {
 			n *= dim
 			t.Dims = append(t.Dims, dim)
 		}
+		if d.err == nil && n > uint64(len(data)) {
+			// Every type takes at least a byte an element; this also keeps
+			// the byte size below from overflowing.
+			return nil, fmt.Errorf("gguf: tensor %q has %d elements, more than the file can hold", t.Name, n)
+		}
 		t.Type = TensorType(d.u32())
 		t.Offset = d.u64()
 		if d.err != nil {
@@ -648,7 +655,10 @@ func (d *decoder) value(t ValueType, depth int) any {
 			d.err = errors.New("nested arrays are not supported")
 			return nil
 		}
-		if n > uint64(len(d.b))-d.off {
+		// Each element takes at least minBytes of the file (a string its
+		// 8-byte length), so a count the rest of the file cannot hold is
+		// refused before anything is allocated for it.
+		if n > (uint64(len(d.b))-d.off)/et.minBytes() {
 			d.err = errShort
 			return nil
 		}
@@ -658,6 +668,19 @@ func (d *decoder) value(t ValueType, depth int) any {
 		d.err = fmt.Errorf("unknown value type %d", t)
 	}
 	return nil
+}
+
+// minBytes is the fewest bytes a value of type t takes in a file.
+func (t ValueType) minBytes() uint64 {
+	switch t {
+	case TypeUint16, TypeInt16:
+		return 2
+	case TypeUint32, TypeInt32, TypeFloat32:
+		return 4
+	case TypeString, TypeUint64, TypeInt64, TypeFloat64:
+		return 8
+	}
+	return 1
 }
 
 func (d *decoder) array(et ValueType, n int) any {
