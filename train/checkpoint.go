@@ -303,8 +303,9 @@ func LatestCheckpoint(dir string) (string, error) {
 	return cks[len(cks)-1], nil
 }
 
-// pruneCheckpoints deletes the oldest checkpoints beyond keep, sparing the one with
-// the best validation loss (as HF Trainer's save_total_limit does).
+// pruneCheckpoints deletes the checkpoints older than the newest keep, sparing the one
+// with the best validation loss (as HF Trainer's save_total_limit does with a best
+// model): at most keep+1 remain.
 func pruneCheckpoints(outDir string, keep int, history []Metrics) error {
 	cks, err := Checkpoints(outDir)
 	if err != nil {
@@ -323,15 +324,13 @@ func pruneCheckpoints(outDir string, keep int, history []Metrics) error {
 			best, bestLoss = i, v
 		}
 	}
-	excess := len(cks) - keep
-	for i := 0; i < len(cks) && excess > 0; i++ {
+	for i := 0; i < len(cks)-keep; i++ {
 		if i == best {
 			continue
 		}
 		if err := os.RemoveAll(cks[i]); err != nil {
 			return fmt.Errorf("removing old checkpoint: %w", err)
 		}
-		excess--
 	}
 	return nil
 }
