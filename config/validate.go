@@ -3,6 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -69,17 +72,25 @@ func (t *Train) Resolve(o Origins) error {
 		both("epochs", "max-steps", "both are 0: give a number of epochs or of steps")
 	}
 
-	if !(t.Alpha > 0) {
-		bad("alpha", t.Alpha, "must be greater than 0")
+	// Every number must be finite (NaN and ±Inf parse as floats); the range
+	// checks below only look at the finite ones, so each bad value is reported once.
+	infinite := map[string]bool{}
+	for _, f := range t.fields() {
+		if p, ok := f.ptr.(*float64); ok && (math.IsNaN(*p) || math.IsInf(*p, 0)) {
+			bad(f.Name, *p, "must be a finite number")
+			infinite[f.Name] = true
+		}
 	}
-	if !(t.LR > 0) {
-		bad("lr", t.LR, "must be greater than 0")
+	greater0 := func(name string, v float64) {
+		if !infinite[name] && !(v > 0) {
+			bad(name, v, "must be greater than 0")
+		}
 	}
-	if !(t.UpperLRMult > 0) {
-		bad("upper-lr-mult", t.UpperLRMult, "must be greater than 0")
-	}
+	greater0("alpha", t.Alpha)
+	greater0("lr", t.LR)
+	greater0("upper-lr-mult", t.UpperLRMult)
 	unit := func(name string, v float64) {
-		if !(v >= 0 && v < 1) {
+		if !infinite[name] && !(v >= 0 && v < 1) {
 			bad(name, v, "must be in [0, 1)")
 		}
 	}
@@ -90,10 +101,11 @@ func (t *Train) Resolve(o Origins) error {
 		name string
 		v    float64
 	}{{"weight-decay", t.WeightDecay}, {"max-grad-norm", t.MaxGradNorm}, {"orth-reg", t.OrthReg}} {
-		if !(c.v >= 0) {
+		if !infinite[c.name] && !(c.v >= 0) {
 			bad(c.name, c.v, "must be 0 or more")
 		}
 	}
+	t.expandPaths(bad)
 	if t.WarmupRatio > 0 {
 		if o.Explicit("warmup-steps") && t.WarmupSteps > 0 {
 			both("warmup-steps", "warmup-ratio", "give one warmup setting, not both")
@@ -148,5 +160,38 @@ func (t *Train) validateTargets(o Origins, bad func(string, any, string, ...any)
 			bad("targets", strings.Join(clean, ","), "%s is listed twice", s)
 		}
 		seen[s] = true
+	}
+}
+
+// userHomeDir is os.UserHomeDir, replaceable in tests.
+var userHomeDir = os.UserHomeDir
+
+// expandPaths replaces a leading "~" or "~/" in the path settings (output, data
+// files, model, resume, resume-adapter) with the home directory, as a shell
+// would: YAML values and --flag=~/x reach bidora unexpanded. "~user/…" is refused
+// rather than taken as a folder literally named "~user".
+func (t *Train) expandPaths(bad func(string, any, string, ...any)) {
+	for _, p := range []struct {
+		name string
+		v    *string
+	}{
+		{"output", &t.Output}, {"train-file", &t.TrainFile}, {"val-file", &t.ValFile}, {"model", &t.Model},
+		{"resume", &t.Resume}, {"resume-adapter", &t.ResumeAdapter},
+	} {
+		v := *p.v
+		if !strings.HasPrefix(v, "~") {
+			continue
+		}
+		rest, ok := strings.CutPrefix(v, "~")
+		if ok && rest != "" && !strings.HasPrefix(rest, "/") && !strings.HasPrefix(rest, string(filepath.Separator)) {
+			bad(p.name, v, "~user paths are not expanded; write the full path (or ./%s for a folder named so)", v)
+			continue
+		}
+		home, err := userHomeDir()
+		if err != nil || home == "" {
+			bad(p.name, v, "cannot expand ~: the home directory is unknown ($HOME is not set); write the full path")
+			continue
+		}
+		*p.v = filepath.Join(home, rest)
 	}
 }
