@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/bidora/bidora/kernels"
 	"github.com/bidora/bidora/modelcfg"
+	"github.com/bidora/bidora/nn"
 	"github.com/bidora/bidora/peft"
 	"github.com/bidora/bidora/safetensors"
 )
@@ -227,22 +227,15 @@ func (m *Module) Apply(w []float32) error {
 	kernels.Parallel(m.Out, 16, func(lo, hi int) {
 		for o := lo; o < hi; o++ {
 			row := w[o*in : (o+1)*in]
-			for k := 0; k < r; k++ {
-				if c := s * m.B[o*r+k]; c != 0 {
-					kernels.Axpy(c, m.A[k*in:(k+1)*in], row)
-				}
-			}
 			if m.Magnitude == nil {
+				nn.AddRowDelta(row, o, m.A, m.B, r, s)
 				continue
 			}
-			var ss float64
-			for _, v := range row {
-				ss += float64(v) * float64(v)
-			}
-			if ss == 0 {
+			n := nn.DeltaRowNorm(row, o, m.A, m.B, r, s)
+			if n == 0 {
 				continue
 			}
-			f := float32(float64(m.Magnitude[o]) / math.Sqrt(ss))
+			f := float32(float64(m.Magnitude[o]) / n)
 			for i := range row {
 				row[i] *= f
 			}

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/bidora/bidora/kernels"
@@ -66,32 +67,62 @@ func (l *Linear) NewCache(m int) *LinearCache {
 }
 
 // UpdateNorm recomputes the DoRA row norms n = ‖W + Scale·B·A‖ from the current A and
-// B (in f64). Call it after each parameter update and before the next forward. On a
-// quantised W (QDoRA) the norms come from quant's blockwise RowNormsWithDelta, which
-// decodes one row at a time and never holds a full-precision copy of W.
+// B (see RowNormsWithDelta). Call it after each parameter update and before the next
+// forward.
 func (a *Adapter) UpdateNorm(w *Weight) {
+	if len(a.norm) != w.Rows {
+		a.norm = make([]float32, w.Rows)
+	}
+	RowNormsWithDelta(a.norm, w, a.A, a.B, a.R, a.Scale)
+}
+
+// RowNormsWithDelta writes dst[o] = ‖W[o,:] + scale·(B·A)[o,:]‖ for every row o of w
+// [out, in], with A [rank, in] and B [out, rank]: the per-row weight norm of DoRA,
+// which the forward (UpdateNorm), the orthogonality regulariser and the merge share.
+// Each row is built with AddRowDelta and its squares are summed in float64. On a
+// quantised W (QDoRA) the norms come from quant's blockwise RowNormsWithDelta, which
+// decodes one row at a time with the same arithmetic and never holds a full-precision
+// copy of W.
+func RowNormsWithDelta(dst []float32, w *Weight, a, b []float32, rank int, scale float32) {
 	out, in := w.Rows, w.Cols
-	if len(a.norm) != out {
-		a.norm = make([]float32, out)
+	if len(dst) < out || len(a) < rank*in || len(b) < out*rank {
+		panic(fmt.Sprintf("nn: RowNormsWithDelta: buffers (%d, %d, %d) too short for [%d, %d] rank %d", len(dst), len(a), len(b), out, in, rank))
 	}
 	if w.Q != nil {
-		w.Q.RowNormsWithDelta(a.norm, a.A, a.B, a.R, a.Scale)
+		w.Q.RowNormsWithDelta(dst, a, b, rank, scale)
 		return
 	}
 	kernels.Parallel(out, 16, func(lo, hi int) {
 		row := make([]float32, in)
 		for o := lo; o < hi; o++ {
 			w.Row(o, row)
-			for r := 0; r < a.R; r++ {
-				kernels.Axpy(a.Scale*a.B[o*a.R+r], a.A[r*in:(r+1)*in], row)
-			}
-			var s float64
-			for _, v := range row {
-				s += float64(v) * float64(v)
-			}
-			a.norm[o] = float32(math.Sqrt(s))
+			dst[o] = float32(DeltaRowNorm(row, o, a, b, rank, scale))
 		}
 	})
+}
+
+// DeltaRowNorm adds scale·(B·A)[o,:] to row (see AddRowDelta) and returns the
+// Euclidean norm of the result, its squares summed in float64: the DoRA norm of row o.
+func DeltaRowNorm(row []float32, o int, a, b []float32, rank int, scale float32) float64 {
+	AddRowDelta(row, o, a, b, rank, scale)
+	var ss float64
+	for _, v := range row {
+		ss += float64(v) * float64(v)
+	}
+	return math.Sqrt(ss)
+}
+
+// AddRowDelta adds scale·(B·A)[o,:] to row, which holds row o of a weight [out, in]
+// with in = len(row), A [rank, in] and B [out, rank]. Terms whose coefficient
+// scale·B[o,k] is zero are skipped, so a row the update does not touch stays
+// bit-for-bit as it was (a −0 stays −0).
+func AddRowDelta(row []float32, o int, a, b []float32, rank int, scale float32) {
+	in := len(row)
+	for k := 0; k < rank; k++ {
+		if c := scale * b[o*rank+k]; c != 0 {
+			kernels.Axpy(c, a[k*in:(k+1)*in], row)
+		}
+	}
 }
 
 // Norm returns the DoRA row norms last computed by UpdateNorm.
