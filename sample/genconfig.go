@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/bidora/bidora/internal/metafile"
 )
 
 // transformers' GenerationConfig defaults for the fields a file may leave out.
@@ -37,9 +39,13 @@ func LoadGenerationConfig(dir string) (*GenerationConfig, error) {
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		path = filepath.Join(dir, "generation_config.json")
 	}
-	data, err := os.ReadFile(path)
+	data, err := metafile.Read(path, metafile.MaxJSONBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &GenerationConfig{}, nil
+	}
+	var tooLarge *metafile.TooLargeError
+	if errors.As(err, &tooLarge) {
+		return nil, err // names the file and the limit
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
@@ -61,6 +67,9 @@ func ParseGenerationConfig(data []byte) (*GenerationConfig, error) {
 		TopP              *float64        `json:"top_p"`
 		RepetitionPenalty *float64        `json:"repetition_penalty"`
 		MaxNewTokens      *int            `json:"max_new_tokens"`
+	}
+	if err := metafile.CheckObject(data); err != nil {
+		return nil, err
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("decoding generation config: %w", err)

@@ -6,7 +6,9 @@
 // token seen in the context, prompt included), then — when sampling rather than greedy
 // — temperature, top-k and top-p (nucleus) filtering, and draws from the softmax of
 // what is left with a seeded generator, so a seed reproduces a run. Temperature 0 is
-// greedy decoding (argmax, lowest id on ties, as torch.argmax).
+// greedy decoding (argmax, lowest id on ties, as torch.argmax), and so is any
+// temperature below MinTemperature, where dividing the logits would overflow float32
+// or leave all the probability on the top token anyway.
 //
 // GenerationConfig reads a model's generation_config.json (end-of-sequence ids and
 // default sampling parameters); Stream decodes tokens incrementally, holding back
@@ -22,10 +24,17 @@ import (
 	"slices"
 )
 
+// MinTemperature is the smallest temperature that samples: below it (1e-300, say) the
+// logits divided by the temperature overflow float32 to ±Inf and the softmax turns
+// into NaN, and well before that the distribution has collapsed onto the argmax
+// (a logit gap of 0.001 becomes e^100). Such temperatures decode greedily.
+const MinTemperature = 1e-5
+
 // Config holds the sampling parameters. The zero value is greedy decoding without a
 // repetition penalty.
 type Config struct {
-	// Temperature divides the logits before sampling; 0 means greedy decoding.
+	// Temperature divides the logits before sampling; 0 (or anything below
+	// MinTemperature) means greedy decoding.
 	Temperature float64
 	// TopK keeps the k highest logits (ties with the k-th kept too); 0 keeps all.
 	TopK int
@@ -56,8 +65,8 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Greedy reports whether c picks the argmax.
-func (c *Config) Greedy() bool { return c.Temperature == 0 }
+// Greedy reports whether c picks the argmax: temperature 0 or below MinTemperature.
+func (c *Config) Greedy() bool { return c.Temperature < MinTemperature }
 
 // Sampler picks tokens according to a Config. It is not safe for concurrent use.
 type Sampler struct {
@@ -90,6 +99,9 @@ func (s *Sampler) Sample(logits []float32, context []int) int {
 		return Argmax(logits)
 	}
 	if c.Temperature != 1 {
+		if overflows(logits, c.Temperature) {
+			return Argmax(logits) // logits/T would be ±Inf: the limit is greedy
+		}
 		t := float32(c.Temperature)
 		for i := range logits {
 			logits[i] /= t
@@ -103,6 +115,17 @@ func (s *Sampler) Sample(logits []float32, context []int) int {
 		s.idx = TopP(probs, c.TopP, s.idx)
 	}
 	return draw(probs, s.rng.Float64())
+}
+
+// overflows reports whether dividing some finite logit by t leaves float32's range.
+func overflows(logits []float32, t float64) bool {
+	var mx float64
+	for _, v := range logits {
+		if a := math.Abs(float64(v)); a > mx && !math.IsInf(a, 0) {
+			mx = a
+		}
+	}
+	return mx/t > math.MaxFloat32
 }
 
 // softmax writes the probabilities of logits into s.probs (f64; masked −Inf logits get

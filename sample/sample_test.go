@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -294,5 +296,66 @@ func TestGenerationConfig(t *testing.T) {
 	g, err := LoadGenerationConfig(t.TempDir())
 	if err != nil || g.EOSTokenIDs != nil || g.DoSample != nil {
 		t.Errorf("missing file: %+v, %v; want an empty config", g, err)
+	}
+}
+
+// TestTinyTemperatureIsGreedy: temperatures whose division overflows float32 (or that
+// leave all the mass on the top token) decode greedily instead of drawing from NaNs.
+func TestTinyTemperatureIsGreedy(t *testing.T) {
+	cases := []struct {
+		name   string
+		temp   float64
+		logits []float32
+		want   int
+	}{
+		{"1e-300", 1e-300, []float32{-3, 1.5, 7.25, 7.0, -40}, 2},
+		{"smallest denormal", 5e-324, []float32{-3, 1.5, 7.25, 7.0, -40}, 2},
+		{"1e-30", 1e-30, []float32{0.1, -0.2, 0.3, 0.2999}, 2},
+		{"1e-6", 1e-6, []float32{5, 5.5, 4}, 1},
+		{"just below MinTemperature", MinTemperature * 0.999, []float32{5, 5.5, 4}, 1},
+		{"overflowing logits", 2e-5, []float32{1e34, 2e34, -1e34}, 1},
+		{"ties go to the lowest id", 1e-200, []float32{1, 9, 9}, 1},
+	}
+	for _, c := range cases {
+		for seed := uint64(0); seed < 20; seed++ {
+			s, err := New(Config{Temperature: c.temp, Seed: seed})
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if got := s.Sample(slices.Clone(c.logits), nil); got != c.want {
+				t.Fatalf("%s (seed %d): token %d, want the argmax %d", c.name, seed, got, c.want)
+			}
+		}
+	}
+	if (&Config{Temperature: MinTemperature}).Greedy() || !(&Config{Temperature: MinTemperature / 2}).Greedy() {
+		t.Error("Greedy disagrees with MinTemperature")
+	}
+	// At MinTemperature itself sampling still happens, and stays finite.
+	s, _ := New(Config{Temperature: MinTemperature, Seed: 1})
+	if got := s.Sample([]float32{1, 1 + 1e-6, 0}, nil); got != 0 && got != 1 {
+		t.Errorf("MinTemperature: token %d", got)
+	}
+}
+
+func TestGenerationConfigFileChecks(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		path, want string
+	}{
+		{write("array.json", `[{"temperature": 0.7}]`), "array.json: want a JSON object, got an array"},
+		{write("null.json", `null`), "null.json: want a JSON object, got null"},
+		{write("big.json", `{"x": "`+strings.Repeat("a", 16<<20)+`"}`), "big.json is larger than the 16 MiB allowed"},
+	}
+	for _, c := range cases {
+		if _, err := LoadGenerationConfig(c.path); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.path, err, c.want)
+		}
 	}
 }
