@@ -106,7 +106,8 @@ func (g *orthGrad) accumulate(lin *nn.Linear, sel []int, c float64) float64 {
 	a, w := lin.Adapter, lin.W
 	out, in, r := g.out, g.in, g.r
 	s := g.scale
-	g.n = rowNorms(w, a)
+	g.n = make([]float32, out)
+	nn.RowNormsWithDelta(g.n, w, a.A, a.B, a.R, a.Scale)
 	blk := min(orthBlock, len(sel))
 	ds := make([]float32, blk*in)  // D_S
 	cs := make([]float32, blk*out) // C, then E
@@ -126,9 +127,7 @@ func (g *orthGrad) accumulate(lin *nn.Linear, sel []int, c float64) float64 {
 				i := rowsBlk[bi]
 				row := ds[bi*in : (bi+1)*in]
 				w.Row(i, row)
-				for k := 0; k < r; k++ {
-					kernels.Axpy(s*a.B[i*r+k], a.A[k*in:(k+1)*in], row)
-				}
+				nn.AddRowDelta(row, i, a.A, a.B, r, s)
 				kernels.Scale(1/g.n[i], row)
 			}
 		})
@@ -238,25 +237,4 @@ func (g *orthGrad) addTo(a *nn.Adapter, coef float64) {
 	f := float32(coef * float64(s))
 	kernels.Axpy(f, g.dA, a.GA)
 	kernels.Axpy(f, g.dB, a.GB)
-}
-
-// rowNorms returns ‖W_o + s·B_o·A‖ for every row o, in f64 accumulation.
-func rowNorms(w *nn.Weight, a *nn.Adapter) []float32 {
-	out, in := w.Rows, w.Cols
-	n := make([]float32, out)
-	kernels.Parallel(out, 16, func(lo, hi int) {
-		row := make([]float32, in)
-		for o := lo; o < hi; o++ {
-			w.Row(o, row)
-			for k := 0; k < a.R; k++ {
-				kernels.Axpy(a.Scale*a.B[o*a.R+k], a.A[k*in:(k+1)*in], row)
-			}
-			var ss float64
-			for _, v := range row {
-				ss += float64(v) * float64(v)
-			}
-			n[o] = float32(math.Sqrt(ss))
-		}
-	})
-	return n
 }
