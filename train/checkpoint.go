@@ -94,13 +94,11 @@ func identity(o Options, phases []Phase) map[string]string {
 // save writes a checkpoint: the adapter, the stepper's state and the loop's state,
 // into a temporary directory that then replaces dir in one crash-safe swap.
 func (l *loop) save(dir string) error {
-	tmp := dir + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("saving checkpoint %s: %w", dir, err)
+	tmp, err := atomicfile.TempDir(dir)
+	if err != nil {
+		return fmt.Errorf("saving checkpoint: %w", err)
 	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return fmt.Errorf("saving checkpoint %s: %w", dir, err)
-	}
+	defer os.RemoveAll(tmp) // gone after the swap; removes what a failed save left
 	if err := l.model.SaveAdapter(tmp); err != nil {
 		return fmt.Errorf("saving checkpoint %s: %w", dir, err)
 	}
@@ -132,7 +130,7 @@ func (l *loop) save(dir string) error {
 	if err := atomicfile.WriteFile(filepath.Join(tmp, stateFile), data); err != nil {
 		return fmt.Errorf("saving checkpoint %s: %w", dir, err)
 	}
-	if err := replaceDir(tmp, dir); err != nil {
+	if err := atomicfile.ReplaceDir(tmp, dir); err != nil {
 		return fmt.Errorf("saving checkpoint %s: %w", dir, err)
 	}
 	return nil
@@ -335,9 +333,15 @@ func pruneCheckpoints(outDir string, keep int, history []Metrics) error {
 	return nil
 }
 
-// cleanStale removes the checkpoint-N.tmp directories a killed run left behind and
-// completes a checkpoint swap that a crash interrupted.
-func cleanStale(outDir string) error {
+// RecoverOutput finishes or undoes a checkpoint swap that a crash interrupted (so that
+// the last complete checkpoint is back in place) and removes the temporary
+// directories a killed run left behind, including checkpoint-N.tmp of earlier
+// versions. Nothing else in outDir is touched. Run calls it; call it before
+// LatestCheckpoint when choosing where to resume.
+func RecoverOutput(outDir string) error {
+	if err := atomicfile.RecoverAll(outDir); err != nil {
+		return err
+	}
 	entries, err := os.ReadDir(outDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -346,21 +350,11 @@ func cleanStale(outDir string) error {
 		return fmt.Errorf("reading %s: %w", outDir, err)
 	}
 	for _, e := range entries {
-		name := e.Name()
-		if !e.IsDir() || !strings.HasPrefix(name, checkpointPrefix) {
-			continue
-		}
-		if base, ok := strings.CutSuffix(name, ".tmp"); ok {
+		if base, ok := strings.CutSuffix(e.Name(), ".tmp"); ok && e.IsDir() {
 			if _, isCk := checkpointStep(base); isCk {
-				if err := os.RemoveAll(filepath.Join(outDir, name)); err != nil {
-					return fmt.Errorf("removing %s: %w", name, err)
+				if err := os.RemoveAll(filepath.Join(outDir, e.Name())); err != nil {
+					return fmt.Errorf("removing %s: %w", e.Name(), err)
 				}
-			}
-			continue
-		}
-		if _, isCk := checkpointStep(name); isCk {
-			if err := recoverDir(filepath.Join(outDir, name)); err != nil {
-				return err
 			}
 		}
 	}
@@ -454,7 +448,8 @@ func writeOutputs(o *Options, model Model, res *Result) error {
 	return atomicfile.Write(filepath.Join(o.Output, LossPlotFile), chart.WritePNG)
 }
 
-// CheckOutputDir refuses a non-empty output directory unless overwrite is set.
+// CheckOutputDir refuses a non-empty output directory unless overwrite is set (a lock
+// taken with atomicfile.LockDir does not count).
 func CheckOutputDir(dir string, overwrite bool) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -463,12 +458,14 @@ func CheckOutputDir(dir string, overwrite bool) error {
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", dir, err)
 	}
-	if len(entries) > 0 && !overwrite {
-		names := []string{}
-		for _, e := range entries[:min(3, len(entries))] {
+	names := []string{}
+	for _, e := range entries {
+		if e.Name() != atomicfile.LockFileName { // the run's own lock
 			names = append(names, e.Name())
 		}
-		return &OutputNotEmptyError{Dir: dir, Names: names}
+	}
+	if len(names) > 0 && !overwrite {
+		return &OutputNotEmptyError{Dir: dir, Names: names[:min(3, len(names))]}
 	}
 	return nil
 }

@@ -154,7 +154,7 @@ func TestSaveTotalLimitKeepsNewestAndBest(t *testing.T) {
 	if latest, err := LatestCheckpoint(dir); err != nil || latest != want[2] {
 		t.Fatalf("latest %q %v", latest, err)
 	}
-	if err := cleanStale(dir); err != nil {
+	if err := RecoverOutput(dir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "checkpoint-10.tmp")); !os.IsNotExist(err) {
@@ -181,3 +181,71 @@ func TestSaveTotalLimitInARun(t *testing.T) {
 	}
 }
 
+
+// TestCheckpointSwapCrashRecovers models a crash at every point of a checkpoint swap
+// (the new checkpoint-4 written beside the old one, the old moved aside, the new in
+// place with the old still aside): after RecoverOutput the newest checkpoint is a
+// complete checkpoint-4 and the run resumes from it to the uninterrupted result.
+func TestCheckpointSwapCrashRecovers(t *testing.T) {
+	ex := corpus(24, 11)
+	full := newBigram(11)
+	o := opts(t)
+	o.SaveSteps = 2
+	if _, err := fit(context.Background(), full, ex, nil, o); err != nil {
+		t.Fatal(err)
+	}
+	ck := filepath.Join(o.Output, "checkpoint-4")
+	pid := strconv.Itoa(os.Getpid())
+	tmp := filepath.Join(o.Output, ".checkpoint-4.bidora-tmp-"+pid+"-1")
+	old := filepath.Join(o.Output, ".checkpoint-4.bidora-old-"+pid)
+	copyDir := func(src, dst string) {
+		t.Helper()
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		entries, _ := os.ReadDir(src)
+		for _, e := range entries {
+			data, err := os.ReadFile(filepath.Join(src, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644)
+		}
+	}
+	for _, crash := range []struct {
+		name  string
+		setup func()
+	}{
+		{"new copy written, old in place", func() { copyDir(ck, tmp) }},
+		{"old moved aside, new not yet in place", func() { copyDir(ck, tmp); os.Rename(ck, old) }},
+		{"new in place, old still aside", func() { copyDir(ck, old) }},
+		{"half-written new copy", func() { os.MkdirAll(tmp, 0o755); os.WriteFile(filepath.Join(tmp, stateFile), []byte("{"), 0o644) }},
+	} {
+		cks, _ := Checkpoints(o.Output)
+		for _, c := range cks[2:] { // keep checkpoint-2 and -4: the crash hits the newest
+			os.RemoveAll(c)
+		}
+		crash.setup()
+		if err := RecoverOutput(o.Output); err != nil {
+			t.Fatalf("%s: %v", crash.name, err)
+		}
+		latest, err := LatestCheckpoint(o.Output)
+		if err != nil || latest != ck {
+			t.Fatalf("%s: latest checkpoint %q %v, want %s", crash.name, latest, err, ck)
+		}
+		for _, p := range []string{tmp, old} {
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Errorf("%s: %s left behind", crash.name, filepath.Base(p))
+			}
+		}
+		resumed := newBigram(11)
+		o2 := o
+		o2.ResumeFrom = latest
+		if _, err := fit(context.Background(), resumed, ex, nil, o2); err != nil {
+			t.Fatalf("%s: resume: %v", crash.name, err)
+		}
+		if !reflect.DeepEqual(full.w.Data, resumed.w.Data) {
+			t.Errorf("%s: resumed weights differ from the uninterrupted run", crash.name)
+		}
+	}
+}

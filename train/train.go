@@ -223,7 +223,7 @@ func Run(ctx context.Context, model Model, phases []Phase, eval []dataset.Exampl
 	} else if err := phases[0].Stepper.Begin(); err != nil {
 		return nil, err
 	}
-	if err := cleanStale(o.Output); err != nil {
+	if err := RecoverOutput(o.Output); err != nil {
 		return nil, err
 	}
 	var err error

@@ -3,9 +3,11 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/bidora/bidora/internal/atomicfile"
 	"github.com/bidora/bidora/internal/examples"
 )
 
@@ -68,5 +70,24 @@ func TestResumeRefusesOtherAdapter(t *testing.T) {
 	// --resume on a directory without a checkpoint names the flag.
 	if code, _, stderr := run(t, append(base, "--resume", t.TempDir())...); code != ExitUsage || !strings.Contains(stderr, "--resume") {
 		t.Errorf("resume from an empty dir: exit %d %s", code, stderr)
+	}
+}
+
+// TestOutputLocked: a second run into an output directory another run holds exits 2
+// at once, naming the holder's pid, and leaves the directory alone.
+func TestOutputLocked(t *testing.T) {
+	fakeHardware(t, 22)
+	out := filepath.Join(t.TempDir(), "out")
+	unlock, err := atomicfile.LockDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	code, _, stderr := run(t, "train", "--model", tinyModelDir(t, "llama"), "--train-file", "x.jsonl", "--output", out)
+	if code != ExitUsage || !strings.Contains(stderr, "in use by another bidora run (pid "+strconv.Itoa(os.Getpid())+")") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 1 {
+		t.Errorf("the refused run wrote into the directory: %v", entries)
 	}
 }

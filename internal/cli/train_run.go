@@ -60,6 +60,13 @@ type trainRun struct {
 // plain fine-tuning, or BiDoRA's phases.
 func runTraining(ctx context.Context, stdio *IO, cfg *config.Train, header []string) error {
 	start := time.Now()
+	// One run per output directory: the lock is taken before anything there is read
+	// or written, and released when the process ends however it ends.
+	unlock, err := atomicfile.LockDir(cfg.Output)
+	if err != nil {
+		return outputError(err)
+	}
+	defer unlock()
 	if cfg.Resume == "" {
 		if err := train.CheckOutputDir(cfg.Output, cfg.Overwrite); err != nil {
 			return outputError(err)
@@ -75,7 +82,6 @@ func runTraining(ctx context.Context, stdio *IO, cfg *config.Train, header []str
 		kernels.SetThreads(cfg.Threads)
 	}
 	r := &trainRun{cfg: cfg}
-	var err error
 	if r.dir, err = resolveModelDir(ctx, stdio, cfg.Model); err != nil {
 		return err
 	}
@@ -115,6 +121,9 @@ func resolveResume(cfg *config.Train) (string, error) {
 	dir := cfg.Resume
 	if dir == "latest" {
 		dir = cfg.Output
+	}
+	if err := train.RecoverOutput(cfg.Output); err != nil {
+		return "", err
 	}
 	ck, err := train.LatestCheckpoint(dir)
 	if err != nil {
@@ -197,6 +206,10 @@ func trainError(err error) error {
 // outputError maps output-directory errors to --output (exit 2).
 func outputError(err error) error {
 	var ne *train.OutputNotEmptyError
+	var busy *atomicfile.BusyError
+	if errors.As(err, &busy) {
+		return usageErrorf("--output %v; wait for it to finish or choose another --output", busy)
+	}
 	if errors.As(err, &ne) {
 		return usageErrorf("--output %s is not empty (has %s…); pass --overwrite to reuse it or --resume to continue a run", ne.Dir, strings.Join(ne.Names, ", "))
 	}
