@@ -16,8 +16,15 @@
 // Merging streams: the base is memory-mapped and read one tensor at a time,
 // each output shard is written through a streaming writer, and the mapped
 // pages of a tensor are released once it is written, so peak memory stays
-// near the largest single tensor rather than the model. Output goes to a
-// temporary directory next to the destination, renamed into place at the end.
+// near the largest single tensor rather than the model.
+//
+// Output: the output directory is locked (atomicfile.LockDir) for the whole
+// merge, every file is written in full and synced in a temporary directory
+// inside it, and only then are the files renamed into place, config.json last.
+// Merge replaces only the files it writes (and weight files of an earlier
+// merge that the new layout no longer has); anything else in the output
+// directory is left alone. An output that is, contains or lies inside the
+// base or adapter directory is refused (*OverlapError).
 package merge
 
 import (
@@ -32,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bidora/bidora/internal/atomicfile"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/safetensors"
 )
@@ -45,7 +53,8 @@ type Options struct {
 	// MaxShardSize bounds each output file's tensor data in bytes (0 means
 	// DefaultMaxShardSize). A tensor larger than the bound gets a shard of its own.
 	MaxShardSize int64
-	// Overwrite allows replacing a non-empty output directory.
+	// Overwrite allows merging into a non-empty output directory: the files
+	// Merge writes are replaced, every other file is kept.
 	Overwrite bool
 	// Progress, if not nil, is called after each tensor is written.
 	Progress func(done, total int)
@@ -89,6 +98,9 @@ func Merge(ctx context.Context, baseDir, adapterDir, outDir string, opts Options
 	}
 	if opts.MaxShardSize < 0 {
 		return nil, fmt.Errorf("max shard size %d: want a positive number of bytes", opts.MaxShardSize)
+	}
+	if err := checkOverlap(outDir, baseDir, adapterDir); err != nil {
+		return nil, err
 	}
 	if err := checkOutput(outDir, opts.Overwrite); err != nil {
 		return nil, err
@@ -139,24 +151,34 @@ func Merge(ctx context.Context, baseDir, adapterDir, outDir string, opts Options
 	}
 	shards := planShards(infos, opts.MaxShardSize)
 
-	parent := filepath.Dir(filepath.Clean(outDir))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", parent, err)
+	_, statErr := os.Lstat(outDir)
+	created := errors.Is(statErr, os.ErrNotExist)
+	unlock, err := atomicfile.LockDir(outDir)
+	if err != nil {
+		return nil, fmt.Errorf("output: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(filepath.Clean(outDir))+".tmp-")
+	done := false
+	tmp := ""
+	defer func() {
+		if tmp != "" {
+			_ = os.RemoveAll(tmp)
+		}
+		_ = unlock()
+		if created && !done {
+			_ = os.Remove(outDir) // only if empty: never what another run put there
+		}
+	}()
+	// Checked again under the lock: another run may have written meanwhile.
+	if err := checkOutput(outDir, opts.Overwrite); err != nil {
+		return nil, err
+	}
+	if err := removeStaging(outDir); err != nil {
+		return nil, err
+	}
+	tmp, err = os.MkdirTemp(outDir, stagingPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("creating output: %w", err)
 	}
-	done := false
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		_ = os.RemoveAll(tmp)
-		return nil, fmt.Errorf("creating output: %w", err)
-	}
-	defer func() {
-		if !done {
-			_ = os.RemoveAll(tmp)
-		}
-	}()
 
 	res := &Result{Output: outDir, Method: "lora", DType: outType, Tensors: len(infos)}
 	if ad.DoRA() {
@@ -215,12 +237,20 @@ func Merge(ctx context.Context, baseDir, adapterDir, outDir string, opts Options
 	if err := writeConfig(baseDir, tmp, outType); err != nil {
 		return nil, err
 	}
+	var copied []string
 	for _, name := range sideFiles {
-		if err := copyFile(filepath.Join(baseDir, name), filepath.Join(tmp, name)); err != nil {
+		ok, err := copyFile(filepath.Join(baseDir, name), filepath.Join(tmp, name))
+		if err != nil {
 			return nil, err
 		}
+		if ok {
+			copied = append(copied, name)
+		}
 	}
-	if err := replaceDir(tmp, outDir); err != nil {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := commit(tmp, outDir, res.Files, len(shards) > 1, copied); err != nil {
 		return nil, err
 	}
 	done = true
@@ -384,67 +414,222 @@ func writeConfig(baseDir, outDir string, dt safetensors.DType) error {
 }
 
 func writeFile(path string, data []byte) error {
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, data)
 }
 
-// copyFile copies src to dst; a missing src is not an error.
-func copyFile(src, dst string) error {
+// copyFile copies src to dst and reports whether it did; a missing src is
+// not an error.
+func copyFile(src, dst string) (bool, error) {
 	data, err := os.ReadFile(src)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("copying %s: %w", src, err)
+		return false, fmt.Errorf("copying %s: %w", src, err)
 	}
-	return writeFile(dst, data)
+	return true, writeFile(dst, data)
 }
 
-// checkOutput refuses an existing non-empty directory (or a file) at dir
-// unless overwrite is set.
-func checkOutput(dir string, overwrite bool) error {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("output %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("output %s exists and is not a directory", dir)
-	}
+// stagingPrefix names the temporary directory inside the output directory
+// that a merge fills before renaming its files into place.
+const stagingPrefix = ".bidora-merge-"
+
+// removeStaging removes staging directories that a killed merge left in dir.
+// The caller holds dir's lock, so none of them belongs to a running merge.
+func removeStaging(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("output %s: %w", dir, err)
 	}
-	if len(entries) > 0 && !overwrite {
-		return fmt.Errorf("%s: %w; choose another or allow overwriting", dir, ErrOutputNotEmpty)
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), stagingPrefix) {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("output %s: removing a killed merge's %s: %w", dir, e.Name(), err)
+			}
+		}
 	}
 	return nil
 }
 
-// replaceDir moves the finished directory tmp to dst, replacing whatever dst
-// held (checked by checkOutput before) only once tmp is complete.
-func replaceDir(tmp, dst string) error {
-	old := ""
-	if _, err := os.Stat(dst); err == nil {
-		old = tmp + ".old"
-		if err := os.Rename(dst, old); err != nil {
-			return fmt.Errorf("replacing %s: %w", dst, err)
-		}
+// ignorable reports whether an entry of the output directory is Merge's own
+// bookkeeping rather than content: the lock file and staging leftovers.
+func ignorable(name string) bool {
+	return name == atomicfile.LockFileName || strings.HasPrefix(name, stagingPrefix)
+}
+
+// checkOutput refuses an output that is not a directory (a symlink to one
+// included), and an existing non-empty directory unless overwrite is set.
+func checkOutput(dir string, overwrite bool) error {
+	if err := atomicfile.CheckDir(dir); err != nil {
+		return fmt.Errorf("output: %w", err)
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		if old != "" {
-			_ = os.Rename(old, dst)
-		}
-		return fmt.Errorf("moving merged model to %s: %w", dst, err)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	if old != "" {
-		if err := os.RemoveAll(old); err != nil {
-			return fmt.Errorf("removing the previous %s: %w", dst, err)
+	if err != nil {
+		return fmt.Errorf("output %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if ignorable(e.Name()) {
+			continue
+		}
+		if !overwrite {
+			return fmt.Errorf("%s: %w; choose another or allow overwriting", dir, ErrOutputNotEmpty)
+		}
+		// Anything Merge would replace must be a regular file; checked here
+		// so that a refusal comes before the work, not halfway through commit.
+		if isOwned(e.Name()) {
+			if err := atomicfile.CheckFile(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("output: %w", err)
+			}
 		}
 	}
 	return nil
+}
+
+// isOwned reports whether name is a file Merge writes into the output
+// directory, so one that an earlier merge may have left there.
+func isOwned(name string) bool {
+	return name == "config.json" || slices.Contains(sideFiles, name) || isWeightFile(name)
+}
+
+// isWeightFile reports whether name is a weight file or index in the layout
+// Merge writes: model.safetensors, model-00001-of-00002.safetensors, or
+// model.safetensors.index.json.
+func isWeightFile(name string) bool {
+	if name == safetensors.SingleFileName || name == safetensors.IndexFileName {
+		return true
+	}
+	rest, ok := strings.CutPrefix(name, "model-")
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutSuffix(rest, ".safetensors")
+	if !ok {
+		return false
+	}
+	is, ns, ok := strings.Cut(rest, "-of-")
+	if !ok {
+		return false
+	}
+	i, err1 := strconv.Atoi(is)
+	n, err2 := strconv.Atoi(ns)
+	return err1 == nil && err2 == nil && i >= 1 && i <= n && name == safetensors.ShardFileName(i, n)
+}
+
+// commit renames the finished files in tmp into outDir: the weights first,
+// then (with the old index, if any, and weight files the new layout no longer
+// has removed) the index, the side files, and config.json last, so that a
+// reader never finds a new config.json beside weights it does not describe.
+// Files of outDir that Merge does not write are never touched.
+func commit(tmp, outDir string, weights []string, sharded bool, side []string) error {
+	move := func(name string) error {
+		return atomicfile.Commit(filepath.Join(tmp, name), filepath.Join(outDir, name))
+	}
+	for _, name := range weights {
+		if err := move(name); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(outDir)
+	if err != nil {
+		return fmt.Errorf("output %s: %w", outDir, err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !isWeightFile(name) || slices.Contains(weights, name) || (sharded && name == safetensors.IndexFileName) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(outDir, name)); err != nil {
+			return fmt.Errorf("output %s: removing the previous merge's %s: %w", outDir, name, err)
+		}
+	}
+	if sharded {
+		if err := move(safetensors.IndexFileName); err != nil {
+			return err
+		}
+	}
+	for _, name := range side {
+		if err := move(name); err != nil {
+			return err
+		}
+	}
+	return move("config.json")
+}
+
+// OverlapError reports an output directory that is, contains, or lies inside
+// one of the merge's inputs; writing there could overwrite what the merge
+// reads.
+type OverlapError struct {
+	Output string
+	Input  string
+	Role   string // "model" or "adapter"
+	// Relation of the output to the input: "is", "contains" or "is inside".
+	Relation string
+}
+
+func (e *OverlapError) Error() string {
+	return fmt.Sprintf("output %s %s the %s directory %s; choose an output directory apart from the inputs", e.Output, e.Relation, e.Role, e.Input)
+}
+
+// checkOverlap refuses an output directory that overlaps the base or adapter
+// directory, comparing absolute paths with symlinks resolved.
+func checkOverlap(outDir, baseDir, adapterDir string) error {
+	out, err := resolvePath(outDir)
+	if err != nil {
+		return fmt.Errorf("output %s: %w", outDir, err)
+	}
+	for _, in := range []struct{ role, dir string }{{"model", baseDir}, {"adapter", adapterDir}} {
+		p, err := resolvePath(in.dir)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", in.role, in.dir, err)
+		}
+		rel := ""
+		switch {
+		case p == out:
+			rel = "is"
+		case within(p, out):
+			rel = "contains"
+		case within(out, p):
+			rel = "is inside"
+		default:
+			continue
+		}
+		return &OverlapError{Output: outDir, Input: in.dir, Role: in.role, Relation: rel}
+	}
+	return nil
+}
+
+// within reports whether path p lies strictly inside directory dir (both clean
+// and absolute).
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// resolvePath returns p absolute and clean with symlinks resolved; the part
+// of p that does not exist yet is appended to its deepest existing ancestor,
+// resolved.
+func resolvePath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var missing []string
+	for {
+		r, err := filepath.EvalSymlinks(abs)
+		if err == nil {
+			return filepath.Join(append([]string{r}, missing...)...), nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(abs)
+		if parent == abs {
+			return filepath.Join(append([]string{abs}, missing...)...), nil
+		}
+		missing = append([]string{filepath.Base(abs)}, missing...)
+		abs = parent
+	}
 }

@@ -328,8 +328,8 @@ func TestMergeOutputDir(t *testing.T) {
 	if _, err := Merge(context.Background(), baseDir, adDir, out, Options{Overwrite: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(out, "stale.txt")); !os.IsNotExist(err) {
-		t.Errorf("overwrite kept the old directory's files")
+	if b, err := os.ReadFile(filepath.Join(out, "stale.txt")); err != nil || string(b) != "x" {
+		t.Errorf("overwrite removed or changed a file merge does not write: %q, %v", b, err)
 	}
 	// A cancelled merge leaves nothing behind.
 	ctx, cancel := context.WithCancel(context.Background())
