@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/bidora/bidora/kernels"
+	"github.com/bidora/bidora/quant"
 )
 
 // linearRef is the PEFT formula in f64, with the same dropout mask as the engine.
@@ -163,5 +164,65 @@ func TestLinearAdapters(t *testing.T) {
 				assertClose(t, "dx accumulate", dx, want, 1e-4)
 			}
 		})
+	}
+}
+
+// RowNormsWithDelta is the DoRA weight norm ‖W + s·B·A‖ per row: it matches an f64
+// reference on every weight form, DeltaRowNorm gives the same value one row at a time,
+// and a quantised W gives the same norms as an f32 W of its dequantised values.
+func TestRowNormsWithDelta(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	const out, in, r, s = 9, 70, 3, float32(1.75)
+	a, b := randF32(rng, r*in, 0.3), randF32(rng, out*r, 0.3)
+	b[4*r], b[4*r+1], b[4*r+2] = 0, 0, 0 // row 4 gets no update
+	ref := func(w *Weight) []float64 {
+		n := make([]float64, out)
+		for o := range out {
+			var ss float64
+			for i := range in {
+				v := float64(w.At(o, i))
+				for k := range r {
+					v += float64(s) * float64(b[o*r+k]) * float64(a[k*in+i])
+				}
+				ss += v * v
+			}
+			n[o] = math.Sqrt(ss)
+		}
+		return n
+	}
+	f32 := &Weight{Rows: out, Cols: in, F32: randF32(rng, out*in, 0.1)}
+	bf := make([]uint16, out*in)
+	for i, v := range f32.F32 {
+		bf[i] = kernels.F32ToBF16(v)
+	}
+	nf4, deq := quantPair(t, quant.KindNF4, out, in, rng)
+	for _, tc := range []struct {
+		name string
+		w    *Weight
+	}{{"f32", f32}, {"bf16", &Weight{Rows: out, Cols: in, BF16: bf}}, {"nf4", nf4}, {"nf4-dequantised", deq}} {
+		got := make([]float32, out)
+		RowNormsWithDelta(got, tc.w, a, b, r, s)
+		assertClose(t, tc.name, got, ref(tc.w), 1e-6)
+		row := make([]float32, in)
+		for o := range out {
+			tc.w.Row(o, row)
+			if n := float32(DeltaRowNorm(row, o, a, b, r, s)); n != got[o] {
+				t.Errorf("%s row %d: DeltaRowNorm %v, RowNormsWithDelta %v", tc.name, o, n, got[o])
+			}
+		}
+	}
+	q, d := make([]float32, out), make([]float32, out)
+	RowNormsWithDelta(q, nf4, a, b, r, s)
+	RowNormsWithDelta(d, deq, a, b, r, s)
+	for o := range out {
+		if q[o] != d[o] {
+			t.Errorf("row %d: nf4 norm %v, dequantised f32 norm %v", o, q[o], d[o])
+		}
+	}
+	// A row with no update is left exactly as it was, −0 included.
+	row := []float32{float32(math.Copysign(0, -1)), 1, -2}
+	AddRowDelta(row, 4, a[:r*3], b, r, s)
+	if !math.Signbit(float64(row[0])) || row[1] != 1 || row[2] != -2 {
+		t.Errorf("AddRowDelta changed an untouched row: %v", row)
 	}
 }
