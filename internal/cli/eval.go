@@ -108,7 +108,7 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 	if len(rows) == 0 {
 		return fmt.Errorf("%s: no rows", opts.Data)
 	}
-	dir, err := resolveModelDir(ctx, stdio, opts.Model)
+	dir, err := resolveModelDir(ctx, stdio, "--model", opts.Model)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 	}
 	defer m.Close()
 	if opts.Adapter != "" {
-		adir, err := resolveModelDir(ctx, stdio, opts.Adapter)
+		adir, err := resolveModelDir(ctx, stdio, "--adapter", opts.Adapter)
 		if err != nil {
 			return err
 		}

@@ -172,7 +172,7 @@ func runGenerate(ctx context.Context, stdio *IO, opts *generateOptions) error {
 	if opts.Threads > 0 {
 		kernels.SetThreads(opts.Threads)
 	}
-	dir, err := resolveModelDir(ctx, stdio, opts.Model)
+	dir, err := resolveModelDir(ctx, stdio, "--model", opts.Model)
 	if err != nil {
 		return err
 	}
@@ -232,7 +232,7 @@ func loadGenerator(ctx context.Context, stdio *IO, opts *generateOptions, dir st
 		return nil, err
 	}
 	if opts.Adapter != "" {
-		adir, err := resolveModelDir(ctx, stdio, opts.Adapter)
+		adir, err := resolveModelDir(ctx, stdio, "--adapter", opts.Adapter)
 		if err != nil {
 			g.m.Close()
 			return nil, err

@@ -17,9 +17,9 @@ import (
 // usage error naming it. The directory may be a hub repo id; it is resolved to a local
 // path in cfg.
 func applyResumeAdapter(ctx context.Context, stdio *IO, cfg *config.Train, o config.Origins) error {
-	dir, err := resolveModelDir(ctx, stdio, cfg.ResumeAdapter)
+	dir, err := resolveModelDir(ctx, stdio, "--resume-adapter", cfg.ResumeAdapter)
 	if err != nil {
-		return fmt.Errorf("--resume-adapter: %w", err)
+		return err
 	}
 	pc, err := peft.ReadConfig(dir)
 	if err != nil {

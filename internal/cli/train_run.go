@@ -27,8 +27,9 @@ import (
 	"github.com/bidora/bidora/train"
 )
 
-// resolveModelDir maps a catalog preset to its repo id and a repo id to a local dir.
-func resolveModelDir(ctx context.Context, stdio *IO, ref string) (string, error) {
+// resolveModelDir maps a catalog preset to its repo id and a repo id to a local dir;
+// errors name flag, the flag ref was given with.
+func resolveModelDir(ctx context.Context, stdio *IO, flag, ref string) (string, error) {
 	if _, err := os.Stat(ref); err == nil {
 		return ref, nil
 	}
@@ -39,7 +40,7 @@ func resolveModelDir(ctx context.Context, stdio *IO, ref string) (string, error)
 	c.Progress = progress.New(stdio.Err, stdio.IsTerminal)
 	dir, err := c.ResolveModel(ctx, ref)
 	if err != nil {
-		return "", fmt.Errorf("--model %s: %w", ref, err)
+		return "", fmt.Errorf("%s %s: %w", flag, ref, err)
 	}
 	return dir, nil
 }
@@ -82,7 +83,7 @@ func runTraining(ctx context.Context, stdio *IO, cfg *config.Train, header []str
 		kernels.SetThreads(cfg.Threads)
 	}
 	r := &trainRun{cfg: cfg}
-	if r.dir, err = resolveModelDir(ctx, stdio, cfg.Model); err != nil {
+	if r.dir, err = resolveModelDir(ctx, stdio, "--model", cfg.Model); err != nil {
 		return err
 	}
 	if r.mc, err = modelcfg.Load(r.dir); err != nil {
