@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-		"github.com/bidora/bidora/modelcfg"
+	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/nn"
 	"github.com/bidora/bidora/optim"
 	"github.com/bidora/bidora/peft"

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/bidora/bidora/dataset"
-	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/nn"
 )
 
@@ -61,25 +60,37 @@ func (m *Model) actsBytes(n int) int {
 	D, I, qd, kvd := c.HiddenSize, c.IntermediateSize, c.NumAttentionHeads*c.HeadDim, c.NumKeyValueHeads*c.HeadDim
 	f := n*(3*D+2+2*qd+2*kvd+3*I) + n*c.NumAttentionHeads
 	for p := 0; p < numProj; p++ {
-		out, in, _ := c.ProjShape(modelcfg.Projections[p])
-		var r int
-		var dora, drop bool
-		for _, ly := range m.Layers {
-			if ad := ly.Proj[p].Adapter; ad != nil {
-				r = max(r, ad.R)
-				dora = dora || ad.DoRA
-				drop = drop || ad.Dropout > 0
-			}
-		}
-		f += n * r
-		if dora {
-			f += n * out
-		}
-		if drop {
-			f += n * in
-		}
+		need := m.adapterNeeds(p)
+		f += n * (need.r + need.out + need.in)
 	}
 	return 4 * f
+}
+
+// adapterNeed is what the adapters of some projections require of the buffers they
+// share across layers: the largest rank, the largest output width among the DoRA ones
+// (0 when none) and the largest input width among those with dropout (0 when none).
+type adapterNeed struct{ r, out, in int }
+
+// adapterNeeds scans projection p over all layers (every projection when p < 0);
+// adapters may differ between layers, so shared buffers are sized for the largest.
+func (m *Model) adapterNeeds(p int) adapterNeed {
+	var need adapterNeed
+	for _, ly := range m.Layers {
+		for q, lin := range ly.Proj {
+			a := lin.Adapter
+			if a == nil || (p >= 0 && q != p) {
+				continue
+			}
+			need.r = max(need.r, a.R)
+			if a.DoRA {
+				need.out = max(need.out, lin.W.Rows)
+			}
+			if a.Dropout > 0 {
+				need.in = max(need.in, lin.W.Cols)
+			}
+		}
+	}
+	return need
 }
 
 // RecomputedLayers is how many layers' forward a checkpointed training step on B rows
@@ -140,25 +151,15 @@ func (m *Model) newActs(n int) *layerActs {
 		h: make([]float32, n*D), xn2: make([]float32, n*D), rstd2: make([]float32, n),
 		g: make([]float32, n*I), u: make([]float32, n*I), a: make([]float32, n*I),
 	}
-	// Caches are per projection; adapters may differ between layers, so size each for
-	// the largest rank over all layers and for DoRA/dropout if any layer uses them.
+	// Caches are per projection, sized for what any layer's adapter there needs.
 	for p := 0; p < numProj; p++ {
-		out, in, _ := c.ProjShape(modelcfg.Projections[p])
-		var r int
-		var dora, drop bool
-		for _, ly := range m.Layers {
-			if ad := ly.Proj[p].Adapter; ad != nil {
-				r = max(r, ad.R)
-				dora = dora || ad.DoRA
-				drop = drop || ad.Dropout > 0
-			}
+		need := m.adapterNeeds(p)
+		lc := &nn.LinearCache{H: make([]float32, n*need.r)}
+		if need.out > 0 {
+			lc.U = make([]float32, n*need.out)
 		}
-		lc := &nn.LinearCache{H: make([]float32, n*r)}
-		if dora {
-			lc.U = make([]float32, n*out)
-		}
-		if drop {
-			lc.XD = make([]float32, n*in)
+		if need.in > 0 {
+			lc.XD = make([]float32, n*need.in)
 		}
 		a.cache[p] = lc
 	}
@@ -233,21 +234,8 @@ func (m *Model) ensureTraining(ws *workspace) {
 	ws.dk, ws.dv = make([]float32, n*kvd), make([]float32, n*kvd)
 	ws.da, ws.dg, ws.du = make([]float32, n*I), make([]float32, n*I), make([]float32, n*I)
 	ws.delta = make([]float32, len(ws.acts[0].lse))
-	var maxR, maxOut, maxIn int
-	for _, ly := range m.Layers {
-		for _, p := range ly.Proj {
-			if a := p.Adapter; a != nil {
-				maxR = max(maxR, a.R)
-				if a.DoRA {
-					maxOut = max(maxOut, p.W.Rows)
-				}
-				if a.Dropout > 0 {
-					maxIn = max(maxIn, p.W.Cols)
-				}
-			}
-		}
-	}
-	ws.lin = nn.LinearScratch{DH: make([]float32, n*maxR), DYG: make([]float32, n*maxOut), TMP: make([]float32, n*maxIn)}
+	need := m.adapterNeeds(-1)
+	ws.lin = nn.LinearScratch{DH: make([]float32, n*need.r), DYG: make([]float32, n*need.out), TMP: make([]float32, n*need.in)}
 }
 
 func (ws *workspace) attnShape(m *Model) *nn.AttnShape {
