@@ -5,10 +5,13 @@ package modelcfg
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/bidora/bidora/internal/metafile"
 )
 
 // Supported lists the model_type values bidora can train.
@@ -56,13 +59,44 @@ type Config struct {
 // QKVBias reports whether the q, k and v projections carry a bias (always for Qwen2).
 func (c *Config) QKVBias() bool { return c.ModelType == "qwen2" || c.AttentionBias }
 
-// Load reads dir/config.json (dir may also be the path of the JSON file itself).
+// FieldError is a config.json field with a value bidora cannot use. Msg names
+// the field and says what is allowed.
+type FieldError struct {
+	Field string // the JSON key, e.g. "num_hidden_layers" ("" when about the whole shape)
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Msg }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Limits on a config's sizes. Each is far above any published model (Llama 3.1
+// 405B has hidden_size 16384, 126 layers, vocab 128256) and low enough that the
+// products the engine and the memory planner form stay exact in int64.
+const (
+	MaxDim       = 1 << 20 // hidden_size, intermediate_size
+	MaxLayers    = 1 << 14 // num_hidden_layers
+	MaxHeads     = 1 << 14 // num_attention_heads, num_key_value_heads, head_dim
+	MaxVocab     = 1 << 26 // vocab_size
+	MaxPositions = 1 << 30 // max_position_embeddings (positions are int32 in the KV cache)
+	// MaxParams bounds the parameter count (10^13, 25 times the largest open models).
+	MaxParams = 1e13
+)
+
+// defaultMaxPositions is max_position_embeddings when config.json leaves it out
+// (transformers' defaults for LlamaConfig, Qwen2Config and MistralConfig).
+var defaultMaxPositions = map[string]int{"llama": 2048, "qwen2": 32768, "mistral": 4096 * 32}
+
+// Load reads dir/config.json (dir may also be the path of the JSON file itself),
+// at most metafile.MaxJSONBytes of it.
 func Load(dir string) (*Config, error) {
 	path := dir
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		path = filepath.Join(dir, "config.json")
 	}
-	data, err := os.ReadFile(path)
+	data, err := metafile.Read(path, metafile.MaxJSONBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading model config: %w", err)
 	}
@@ -73,7 +107,9 @@ func Load(dir string) (*Config, error) {
 	return c, nil
 }
 
-// Parse decodes and validates config.json content, filling HF defaults.
+// Parse decodes and validates config.json content, filling HF defaults for
+// the fields it leaves out (a field given as 0 or negative is an error, not a
+// request for the default).
 func Parse(data []byte) (*Config, error) {
 	var raw struct {
 		Config
@@ -81,11 +117,32 @@ func Parse(data []byte) (*Config, error) {
 		SlidingWindow    *int            `json:"sliding_window"`
 		UseSlidingWindow *bool           `json:"use_sliding_window"`
 		RMSNormEps       *float64        `json:"rms_norm_eps"`
+		RopeTheta        *float64        `json:"rope_theta"`
+		MaxPositions     *int            `json:"max_position_embeddings"`
+	}
+	if err := metafile.CheckObject(data); err != nil {
+		return nil, err
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
 	c := raw.Config
+	switch {
+	case raw.RopeTheta == nil:
+		c.RopeTheta = 10000
+	case *raw.RopeTheta <= 0:
+		return nil, fieldErr("rope_theta", "rope_theta must be a positive number, got %g", *raw.RopeTheta)
+	default:
+		c.RopeTheta = *raw.RopeTheta
+	}
+	switch {
+	case raw.MaxPositions == nil:
+		c.MaxPositionEmbeddings = defaultMaxPositions[c.ModelType]
+	case *raw.MaxPositions <= 0:
+		return nil, fieldErr("max_position_embeddings", "max_position_embeddings must be a positive integer, got %d", *raw.MaxPositions)
+	default:
+		c.MaxPositionEmbeddings = *raw.MaxPositions
+	}
 	if raw.RMSNormEps != nil {
 		c.RMSNormEps = *raw.RMSNormEps
 	} else {
@@ -108,9 +165,6 @@ func Parse(data []byte) (*Config, error) {
 	if c.HeadDim == 0 && c.NumAttentionHeads > 0 {
 		c.HeadDim = c.HiddenSize / c.NumAttentionHeads
 	}
-	if c.RopeTheta == 0 {
-		c.RopeTheta = 10000
-	}
 	if c.HiddenAct == "" {
 		c.HiddenAct = "silu"
 	}
@@ -123,48 +177,68 @@ func Parse(data []byte) (*Config, error) {
 	return &c, nil
 }
 
-// Validate checks that the shape is consistent and the architecture supported.
+// Validate checks that the shape is consistent, of a plausible size (see the
+// Max constants) and the architecture supported. Errors are *FieldError.
+// MaxPositionEmbeddings 0 means unknown (a config built in code); Parse never
+// leaves it 0.
 func (c *Config) Validate() error {
 	if !slices.Contains(Supported, c.ModelType) {
-		return fmt.Errorf("model_type %q is not supported; supported: %s", c.ModelType, strings.Join(Supported, ", "))
+		return fieldErr("model_type", "model_type %q is not supported; supported: %s", c.ModelType, strings.Join(Supported, ", "))
 	}
 	for _, f := range []struct {
 		name string
 		v    int
+		max  int
 	}{
-		{"hidden_size", c.HiddenSize}, {"intermediate_size", c.IntermediateSize},
-		{"num_hidden_layers", c.NumHiddenLayers}, {"num_attention_heads", c.NumAttentionHeads},
-		{"num_key_value_heads", c.NumKeyValueHeads}, {"head_dim", c.HeadDim}, {"vocab_size", c.VocabSize},
+		{"hidden_size", c.HiddenSize, MaxDim}, {"intermediate_size", c.IntermediateSize, MaxDim},
+		{"num_hidden_layers", c.NumHiddenLayers, MaxLayers}, {"num_attention_heads", c.NumAttentionHeads, MaxHeads},
+		{"num_key_value_heads", c.NumKeyValueHeads, MaxHeads}, {"head_dim", c.HeadDim, MaxHeads}, {"vocab_size", c.VocabSize, MaxVocab},
 	} {
 		if f.v <= 0 {
-			return fmt.Errorf("%s must be a positive integer, got %d", f.name, f.v)
+			return fieldErr(f.name, "%s must be a positive integer, got %d", f.name, f.v)
+		}
+		if f.v > f.max {
+			return fieldErr(f.name, "%s is %d, more than the %d bidora accepts: not a real model's config", f.name, f.v, f.max)
 		}
 	}
+	if c.MaxPositionEmbeddings < 0 {
+		return fieldErr("max_position_embeddings", "max_position_embeddings must be a positive integer, got %d", c.MaxPositionEmbeddings)
+	}
+	if c.MaxPositionEmbeddings > MaxPositions {
+		return fieldErr("max_position_embeddings", "max_position_embeddings is %d, more than the %d bidora accepts", c.MaxPositionEmbeddings, MaxPositions)
+	}
 	if c.NumAttentionHeads%c.NumKeyValueHeads != 0 {
-		return fmt.Errorf("num_key_value_heads (%d) must divide num_attention_heads (%d)", c.NumKeyValueHeads, c.NumAttentionHeads)
+		return fieldErr("num_key_value_heads", "num_key_value_heads (%d) must divide num_attention_heads (%d)", c.NumKeyValueHeads, c.NumAttentionHeads)
 	}
 	if c.HeadDim%2 != 0 {
-		return fmt.Errorf("head_dim must be even for rotary embeddings, got %d", c.HeadDim)
+		return fieldErr("head_dim", "head_dim must be even for rotary embeddings, got %d", c.HeadDim)
+	}
+	if n := c.ParamCount(); n > MaxParams {
+		return fieldErr("", "the shape in config.json has %.3g parameters, more than the %.0e bidora accepts: not a real model's config", n, float64(MaxParams))
 	}
 	if c.HiddenAct != "silu" {
-		return fmt.Errorf("hidden_act %q is not supported; want silu", c.HiddenAct)
+		return fieldErr("hidden_act", "hidden_act %q is not supported; want silu", c.HiddenAct)
 	}
-	if c.RMSNormEps <= 0 {
-		return fmt.Errorf("rms_norm_eps must be positive, got %g", c.RMSNormEps)
+	if !(c.RMSNormEps > 0) || math.IsInf(c.RMSNormEps, 0) {
+		return fieldErr("rms_norm_eps", "rms_norm_eps must be positive, got %g", c.RMSNormEps)
+	}
+	if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
+		return fieldErr("rope_theta", "rope_theta must be a positive number, got %g", c.RopeTheta)
 	}
 	if rs := c.RopeScaling; rs != nil {
+		finite := !math.IsNaN(rs.Factor+rs.LowFreqFactor+rs.HighFreqFactor) && !math.IsInf(rs.Factor+rs.LowFreqFactor+rs.HighFreqFactor, 0)
 		switch rs.Type {
 		case "llama3":
-			if rs.Factor <= 0 || rs.LowFreqFactor <= 0 || rs.HighFreqFactor <= rs.LowFreqFactor || rs.OriginalMaxPositionEmbeddings <= 0 {
-				return fmt.Errorf("rope_scaling llama3 needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0")
+			if !finite || rs.Factor <= 0 || rs.LowFreqFactor <= 0 || rs.HighFreqFactor <= rs.LowFreqFactor || rs.OriginalMaxPositionEmbeddings <= 0 {
+				return fieldErr("rope_scaling", "rope_scaling llama3 needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0")
 			}
 		case "linear":
-			if rs.Factor <= 0 {
-				return fmt.Errorf("rope_scaling linear needs factor > 0")
+			if !finite || rs.Factor <= 0 {
+				return fieldErr("rope_scaling", "rope_scaling linear needs factor > 0")
 			}
 		case "default", "":
 		default:
-			return fmt.Errorf("rope_scaling type %q is not supported; supported: llama3, linear, default", rs.Type)
+			return fieldErr("rope_scaling", "rope_scaling type %q is not supported; supported: llama3, linear, default", rs.Type)
 		}
 	}
 	return nil
@@ -192,8 +266,29 @@ func (c *Config) ProjShape(name string) (out, in int, ok bool) {
 // Projections are the seven linear layers of a decoder block, in HF order.
 var Projections = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 
-// NumParams counts the model's parameters (embeddings once when tied).
+// ParamCount is NumParams computed in float64, so that it cannot overflow
+// whatever the sizes (Validate refuses configs above MaxParams with it).
+func (c *Config) ParamCount() float64 {
+	h, i, l, v := float64(c.HiddenSize), float64(c.IntermediateSize), float64(c.NumHiddenLayers), float64(c.VocabSize)
+	q, kv := float64(c.NumAttentionHeads)*float64(c.HeadDim), float64(c.NumKeyValueHeads)*float64(c.HeadDim)
+	per := 2*q*h + 2*kv*h + 3*i*h + 2*h
+	if c.QKVBias() {
+		per += q + 2*kv
+	}
+	n := per*l + v*h + h
+	if !c.TieWordEmbeddings {
+		n += v * h
+	}
+	return n
+}
+
+// NumParams counts the model's parameters (embeddings once when tied). It is
+// exact for validated configs; for others it saturates at math.MaxInt64 rather
+// than overflowing.
 func (c *Config) NumParams() int64 {
+	if n := c.ParamCount(); !(math.Abs(n) < math.MaxInt64/2) {
+		return math.MaxInt64
+	}
 	var per int64
 	for _, p := range Projections {
 		o, i, _ := c.ProjShape(p)
