@@ -4,17 +4,19 @@
 // saves adapters in PEFT format. *Model is what the training loop trains (it
 // satisfies train.Model) and what eval and generate run.
 //
-// Memory plan (DESIGN §6). Frozen weights stay in bf16 by default (zero-copy views of
-// the memory-mapped safetensors file when it is BF16; F32/F16 files are converted
-// once), or f32 with Options.F32Weights; the seven projections of every layer can be
-// held in NF4 or INT8 instead (Options.Quant, package quant), quantised while loading
-// and used by fused dequantising GEMMs (QLoRA / QDoRA). Only adapter tensors have
-// gradients. All activation buffers live in one workspace sized for the largest batch
-// seen and are reused across layers and steps. With gradient checkpointing (the default) the
-// forward keeps only each layer's input; the backward recomputes one layer's forward
-// (into the single set of layer buffers) right before its backward, so that peak
-// memory ≈ weights + L layer inputs + one layer's activations + one logits chunk.
-// Without checkpointing every layer keeps its activations and nothing is recomputed.
+// Memory (docs/architecture.md, "Memory"). Frozen weights stay in bf16 by default
+// (zero-copy views of the memory-mapped safetensors file when it is BF16; F32/F16 files
+// are converted once), or f32 with Options.F32Weights; the seven projections of every
+// layer can be held in NF4 or INT8 instead (Options.Quant, package quant), quantised
+// while loading and used by fused dequantising GEMMs (QLoRA / QDoRA). Only adapter
+// tensors have gradients. All activation buffers live in one workspace sized for the
+// largest batch seen and are reused across layers and steps. With gradient
+// checkpointing (the default) the forward keeps each layer's input; the backward
+// recomputes a layer's activations right before its backward, except for the last
+// layer and the layers just below it whose activations fit in KeptActivationsBudget,
+// which keep theirs. Peak memory ≈ weights + L layer inputs + the kept activations +
+// one layer's activations + one logits chunk. Without checkpointing every layer keeps
+// its activations and nothing is recomputed.
 //
 // The loss is the fused LM-head cross-entropy of package nn, chunked over tokens.
 // Gradients are those of the loss SUM (see LossAndGrad).
@@ -89,7 +91,7 @@ type Model struct {
 	params  []optim.Param
 	closer  interface{ Close() error }
 	ws      *workspace
-	steps   uint64 // training forward passes so far (dropout keys)
+	steps   uint64 // dropout stream: set by SetDropoutSeed, advanced by every training pass
 	bnb     bool   // projections were loaded from a bitsandbytes 4-bit checkpoint
 }
 

@@ -80,7 +80,7 @@ bf16; auto picks what this machine's memory calls for, as train does.`,
 	return cmd
 }
 
-// benchResult is the JSON contract of bench (DESIGN §2) plus context.
+// benchResult is the JSON report of bench (a stable contract for scripts) plus context.
 type benchResult struct {
 	TokensPerS  float64   `json:"tokens_per_s"`
 	StepSeconds []float64 `json:"step_seconds"`

@@ -12,7 +12,7 @@ import (
 )
 
 // applyResumeAdapter makes the adapter settings of cfg those of the --resume-adapter
-// directory's adapter_config.json (rank, alpha, targets, rsLoRA, DoRA), as DESIGN §2
+// directory's adapter_config.json (rank, alpha, targets, rsLoRA, DoRA), as the README
 // says. A flag or YAML key that was given explicitly and contradicts the adapter is a
 // usage error naming it. The directory may be a hub repo id; it is resolved to a local
 // path in cfg.

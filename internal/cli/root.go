@@ -42,7 +42,7 @@ func usageErrorf(format string, args ...any) error {
 	return &UsageError{Err: fmt.Errorf(format, args...)}
 }
 
-// Exit codes of the contract (DESIGN §2).
+// Exit codes of the command-line contract (README, "Commands").
 const (
 	ExitOK    = 0
 	ExitError = 1

@@ -1,6 +1,6 @@
 // Package examples embeds the small example data set the quickstart trains on: a few
 // dozen OpenSCAD, Blender Python and Rust rows written for bidora, in all the row kinds
-// of DESIGN §3 (chat, instruction, prompt/completion, code).
+// of docs/architecture.md (chat, instruction, prompt/completion, code).
 package examples
 
 import (
