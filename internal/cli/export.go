@@ -13,6 +13,7 @@ import (
 
 	"github.com/bidora/bidora/gguf"
 	"github.com/bidora/bidora/hub"
+	"github.com/bidora/bidora/internal/atomicfile"
 	"github.com/bidora/bidora/merge"
 	"github.com/bidora/bidora/modelcfg"
 	"github.com/bidora/bidora/peft"
@@ -60,7 +61,7 @@ adapters cannot be expressed as llama.cpp LoRA adapters: merge them with
 	f.StringVar(&opts.Output, "output", "", "file to write, e.g. adapter.gguf")
 	f.StringVar(&opts.BaseModelConfig, "base-model-config", "", "base model directory or config.json (default: the adapter's base_model_name_or_path)")
 	f.StringVar(&opts.DType, "dtype", "f32", "tensor dtype: f32, f16 or bf16")
-	f.BoolVar(&opts.Overwrite, "overwrite", false, "replace an existing --output file")
+	f.BoolVar(&opts.Overwrite, "overwrite", false, "replace an existing --output file (a regular file only: symlinks, devices and pipes are refused)")
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON")
 	return cmd
 }
@@ -87,7 +88,13 @@ func runExport(ctx context.Context, stdio *IO, opts *exportOptions) error {
 		return err
 	}
 	typ := map[safetensors.DType]gguf.TensorType{safetensors.F32: gguf.F32, safetensors.F16: gguf.F16, safetensors.BF16: gguf.BF16}[dt]
-	if _, err := os.Stat(opts.Output); err == nil && !opts.Overwrite {
+	if err := atomicfile.CheckFile(opts.Output); err != nil {
+		if errors.Is(err, atomicfile.ErrNotReplaceable) {
+			return usageErrorf("--output: %v", err)
+		}
+		return fmt.Errorf("--output: %w", err)
+	}
+	if _, err := os.Lstat(opts.Output); err == nil && !opts.Overwrite {
 		return usageErrorf("--output %s exists (pass --overwrite to replace it)", opts.Output)
 	}
 	if ctx == nil {

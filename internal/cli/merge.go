@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bidora/bidora/hub"
+	"github.com/bidora/bidora/internal/atomicfile"
 	"github.com/bidora/bidora/merge"
 	"github.com/bidora/bidora/safetensors"
 )
@@ -39,7 +40,13 @@ model.safetensors.index.json.
 
 Weights are computed in float32 and written in --dtype (default: the base's own
 dtype). The base is streamed tensor by tensor, so memory stays near one tensor.
-The output is written to a temporary directory and renamed when complete.`,
+
+Every file is written in full to a temporary directory inside --output and
+renamed into place only when all are complete, config.json last. --output is
+locked while merge runs; another bidora run using it makes merge fail at once.
+With --overwrite, merge replaces only the files it writes and keeps every other
+file in --output. An --output that is, contains or lies inside --model or
+--adapter is refused, as is one that is a symlink or not a directory.`,
 		Example: `  bidora merge --model Qwen/Qwen2.5-Coder-7B-Instruct --adapter ./output --output ./merged
   bidora merge --model ./base --adapter ./output --output ./merged --dtype f16 --max-shard-size 2GB
   bidora merge --model ./base --adapter ./output --output ./merged --overwrite --json`,
@@ -54,7 +61,7 @@ The output is written to a temporary directory and renamed when complete.`,
 	f.StringVar(&opts.Output, "output", "", "directory to write the merged model to")
 	f.StringVar(&opts.DType, "dtype", "", "weight dtype: bf16, f16 or f32 (default: the base's)")
 	f.StringVar(&opts.MaxShardSize, "max-shard-size", "5GB", "largest weight file, e.g. 5GB, 500MB, 2GiB")
-	f.BoolVar(&opts.Overwrite, "overwrite", false, "replace a non-empty --output directory")
+	f.BoolVar(&opts.Overwrite, "overwrite", false, "merge into a non-empty --output, replacing the files merge writes and keeping the rest")
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON")
 	return cmd
 }
@@ -106,8 +113,17 @@ func runMerge(ctx context.Context, stdio *IO, opts *mergeOptions) error {
 		DType: dt, MaxShardSize: maxShard, Overwrite: opts.Overwrite,
 	})
 	if err != nil {
-		if errors.Is(err, merge.ErrOutputNotEmpty) {
-			return usageErrorf("--output: %v (pass --overwrite to replace it)", err)
+		var overlap *merge.OverlapError
+		switch {
+		case errors.As(err, &overlap):
+			flag := map[string]string{"model": "--model", "adapter": "--adapter"}[overlap.Role]
+			return usageErrorf("--output %s %s the %s directory %s; merging there could overwrite what merge reads, so choose an --output apart from it", opts.Output, overlap.Relation, flag, overlap.Input)
+		case errors.Is(err, merge.ErrOutputNotEmpty):
+			return usageErrorf("--output: %v (pass --overwrite to replace the files merge writes)", err)
+		case errors.Is(err, atomicfile.ErrNotReplaceable):
+			return usageErrorf("--output: %v", err)
+		case errors.Is(err, atomicfile.ErrBusy):
+			return fmt.Errorf("--output: %w", err)
 		}
 		return err
 	}
