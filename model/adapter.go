@@ -204,8 +204,5 @@ func (m *Model) SaveAdapter(dir string) error {
 		}
 		tensors = append(tensors, t)
 	}
-	if err := peft.Save(dir, m.adapter.PEFT(baseModel), tensors); err != nil {
-		return fmt.Errorf("saving adapter: %w", err)
-	}
-	return nil
+	return peft.Save(dir, m.adapter.PEFT(baseModel), tensors) // its errors name the directory
 }

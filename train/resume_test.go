@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/bidora/bidora/dataset"
@@ -247,5 +248,24 @@ func TestCheckpointSwapCrashRecovers(t *testing.T) {
 		if !reflect.DeepEqual(full.w.Data, resumed.w.Data) {
 			t.Errorf("%s: resumed weights differ from the uninterrupted run", crash.name)
 		}
+	}
+}
+
+// TestSaveErrorSaysItOnce: a failing save reports "saving adapter" once, not once per
+// layer of wrapping.
+func TestSaveErrorSaysItOnce(t *testing.T) {
+	m, _ := tinyEngine(t)
+	o := opts(t)
+	o.MaxSteps = 1
+	// A directory where the adapter's weights go: the save must fail.
+	if err := os.Mkdir(filepath.Join(o.Output, "adapter_model.safetensors"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := fit(context.Background(), m, corpus(8, 11), nil, o)
+	if err == nil {
+		t.Fatal("saving over a directory succeeded")
+	}
+	if n := strings.Count(err.Error(), "saving adapter"); n != 1 {
+		t.Errorf("%q says saving adapter %d times", err, n)
 	}
 }
