@@ -361,16 +361,16 @@ func RecoverOutput(outDir string) error {
 	return nil
 }
 
-// MetricsLog appends JSON lines to metrics.jsonl. Opening it for a resumed run first
+// metricsLog appends JSON lines to metrics.jsonl. Opening it for a resumed run first
 // drops the lines after the checkpoint's step, so the file reads as one uninterrupted
 // run.
-type MetricsLog struct {
+type metricsLog struct {
 	f *os.File
 }
 
-// OpenMetricsLog opens outDir/metrics.jsonl, keeping the lines of steps ≤ keepUpTo
+// openMetricsLog opens outDir/metrics.jsonl, keeping the lines of steps ≤ keepUpTo
 // (0: start empty).
-func OpenMetricsLog(outDir string, keepUpTo int) (*MetricsLog, error) {
+func openMetricsLog(outDir string, keepUpTo int) (*metricsLog, error) {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", outDir, err)
 	}
@@ -399,11 +399,11 @@ func OpenMetricsLog(outDir string, keepUpTo int) (*MetricsLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
-	return &MetricsLog{f: f}, nil
+	return &metricsLog{f: f}, nil
 }
 
 // Write appends one JSON line.
-func (m *MetricsLog) Write(x any) error {
+func (m *metricsLog) Write(x any) error {
 	data, err := json.Marshal(x)
 	if err != nil {
 		return fmt.Errorf("writing metrics: %w", err)
@@ -415,7 +415,7 @@ func (m *MetricsLog) Write(x any) error {
 }
 
 // Close closes the file.
-func (m *MetricsLog) Close() error { return m.f.Close() }
+func (m *metricsLog) Close() error { return m.f.Close() }
 
 // writeOutputs writes the final adapter and the loss plot into the output dir.
 func writeOutputs(o *Options, model Model, res *Result) error {

@@ -227,7 +227,7 @@ func Run(ctx context.Context, model Model, phases []Phase, eval []dataset.Exampl
 		return nil, err
 	}
 	var err error
-	if l.metrics, err = OpenMetricsLog(o.Output, l.st.Step); err != nil {
+	if l.metrics, err = openMetricsLog(o.Output, l.st.Step); err != nil {
 		return nil, err
 	}
 	defer l.metrics.Close()
@@ -244,7 +244,7 @@ type loop struct {
 	log     Logger
 	st      state
 	totals  []int // optimiser steps per phase
-	metrics *MetricsLog
+	metrics *metricsLog
 	res     *Result
 }
 
