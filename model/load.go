@@ -1,9 +1,12 @@
 package model
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/bidora/bidora/kernels"
 	"github.com/bidora/bidora/modelcfg"
@@ -64,6 +67,12 @@ func (m *Model) loadWeights(src safetensors.Source) error {
 	c := m.Config
 	kind, err := m.opts.quantKind()
 	if err != nil {
+		return err
+	}
+	// Before reading gigabytes: every tensor of the checkpoint must be one this
+	// config uses, so that a config.json that disagrees with the weights (fewer
+	// layers, no biases, …) is an error rather than a silently different model.
+	if err := checkUnused(src, c); err != nil {
 		return err
 	}
 	// release drops the mapped pages of a tensor whose bytes have been consumed; only
@@ -151,8 +160,16 @@ func (m *Model) loadWeights(src safetensors.Source) error {
 	m.LMHead = m.Embed
 	if !c.TieWordEmbeddings {
 		if m.LMHead, err = matrix("lm_head.weight", c.VocabSize, c.HiddenSize); err != nil {
+			if _, ok := src.Info("lm_head.weight"); !ok {
+				return fmt.Errorf("%w (config.json has tie_word_embeddings false, so the checkpoint needs its own LM head)", err)
+			}
 			return err
 		}
+	} else if _, ok := src.Info("lm_head.weight"); ok {
+		if err := checkTiedHead(src); err != nil {
+			return err
+		}
+		release("lm_head.weight")
 	}
 	if m.Norm, err = vector("model.norm.weight", c.HiddenSize); err != nil {
 		return err
@@ -181,6 +198,128 @@ func (m *Model) loadWeights(src safetensors.Source) error {
 			ly.Proj[p] = lin
 		}
 		m.Layers = append(m.Layers, ly)
+	}
+	return nil
+}
+
+// UnusedTensorsError is a checkpoint holding tensors that the model's
+// config.json does not use: the config disagrees with the weights (fewer layers
+// than stored, biases the architecture does not have, another architecture).
+type UnusedTensorsError struct {
+	Names []string // all of them, in the checkpoint's order
+	// Layers is the number of layers the weights hold (highest model.layers.N + 1)
+	// when that exceeds the config's num_hidden_layers, else 0.
+	Layers       int
+	ConfigLayers int
+}
+
+func (e *UnusedTensorsError) Error() string {
+	const show = 5
+	list := strings.Join(e.Names[:min(show, len(e.Names))], ", ")
+	if len(e.Names) > show {
+		list += fmt.Sprintf(", … (%d more)", len(e.Names)-show)
+	}
+	noun := "tensors"
+	if len(e.Names) == 1 {
+		noun = "tensor"
+	}
+	msg := fmt.Sprintf("the checkpoint has %d %s that config.json does not use: %s", len(e.Names), noun, list)
+	if e.Layers > 0 {
+		msg += fmt.Sprintf("; the weights hold %d layers but config.json has num_hidden_layers %d", e.Layers, e.ConfigLayers)
+	}
+	return msg + "; config.json does not match the weights"
+}
+
+// harmlessExtra reports tensors that checkpoints carry without them being
+// weights: the rotary caches older Llama exports saved (recomputed from the config).
+func harmlessExtra(name string) bool {
+	for _, suffix := range []string{".rotary_emb.inv_freq", ".rotary_emb.cos_cached", ".rotary_emb.sin_cached"} {
+		if strings.HasSuffix(name, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkUnused returns an *UnusedTensorsError when src holds tensors the config
+// does not use. lm_head.weight with tied embeddings counts as used (checkTiedHead
+// compares it with the embedding), and so do the quant-state tensors a
+// bitsandbytes 4-bit checkpoint stores beside a projection (<proj>.weight.absmax,
+// .quant_map, .quant_state.bitsandbytes__nf4, …).
+func checkUnused(src safetensors.Source, c *modelcfg.Config) error {
+	used := map[string]bool{"model.embed_tokens.weight": true, "model.norm.weight": true, "lm_head.weight": true}
+	projWeights := map[string]bool{}
+	for l := 0; l < c.NumHiddenLayers; l++ {
+		pre := fmt.Sprintf("model.layers.%d.", l)
+		used[pre+"input_layernorm.weight"] = true
+		used[pre+"post_attention_layernorm.weight"] = true
+		for p, name := range modelcfg.Projections {
+			used[moduleName(l, name)+".weight"] = true
+			projWeights[moduleName(l, name)+".weight"] = true
+			if hasBias(c, p) {
+				used[moduleName(l, name)+".bias"] = true
+			}
+		}
+	}
+	e := &UnusedTensorsError{ConfigLayers: c.NumHiddenLayers}
+	for _, name := range src.Names() {
+		if used[name] || harmlessExtra(name) {
+			continue
+		}
+		if i := strings.Index(name, ".weight."); i >= 0 && projWeights[name[:i+len(".weight")]] {
+			continue // bitsandbytes quant state of a projection
+		}
+		e.Names = append(e.Names, name)
+		if rest, ok := strings.CutPrefix(name, "model.layers."); ok {
+			if n, err := strconv.Atoi(rest[:max(strings.IndexByte(rest, '.'), 0)]); err == nil && n >= c.NumHiddenLayers && n < math.MaxInt32 {
+				e.Layers = max(e.Layers, n+1)
+			}
+		}
+	}
+	if len(e.Names) == 0 {
+		return nil
+	}
+	return e
+}
+
+// checkTiedHead checks a lm_head.weight stored beside tied embeddings. As in
+// transformers, tie_word_embeddings makes the LM head the embedding and the
+// stored copy is not read as a separate weight; it must therefore be that copy
+// (same shape and values), else config.json and the weights disagree.
+func checkTiedHead(src safetensors.Source) error {
+	const head, embed = "lm_head.weight", "model.embed_tokens.weight"
+	hi, _ := src.Info(head)
+	ei, _ := src.Info(embed)
+	differ := func(why string) error {
+		return fmt.Errorf("config.json has tie_word_embeddings true but the checkpoint's %s %s %s: config.json does not match the weights (set tie_word_embeddings to false if the model has its own LM head)", head, why, embed)
+	}
+	if !slices.Equal(hi.Shape, ei.Shape) {
+		return differ(fmt.Sprintf("has shape %v, unlike the %v of", hi.Shape, ei.Shape))
+	}
+	if hi.DType == ei.DType {
+		a, err := src.Bytes(head)
+		if err != nil {
+			return err
+		}
+		b, err := src.Bytes(embed)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(a, b) {
+			return differ("differs from")
+		}
+		return nil
+	}
+	a, err := src.Float32(head)
+	if err != nil {
+		return err
+	}
+	b, err := src.Float32(embed)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(a, b) {
+		return differ("differs from")
 	}
 	return nil
 }
