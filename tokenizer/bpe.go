@@ -128,6 +128,10 @@ func newBPE(mj *modelJSON, byteLevel bool) (*bpeModel, error) {
 		}
 		maxID = max(maxID, id)
 	}
+	if int(maxID) >= 2*len(m.vocab)+1<<16 {
+		// idToToken is indexed by id: a lone huge id must not cost gigabytes.
+		return nil, fmt.Errorf("vocab: id %d is far beyond the %d tokens; ids must be nearly contiguous", maxID, len(m.vocab))
+	}
 	m.idToToken = make([]string, maxID+1)
 	for tok, id := range m.vocab {
 		m.idToToken[id] = tok

@@ -13,6 +13,7 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,8 +104,8 @@ func Parse(data []byte) (*Tokenizer, error) {
 		if at == nil || at.Content == "" {
 			return nil, fmt.Errorf("added_tokens[%d]: empty content", k)
 		}
-		if at.ID < 0 {
-			return nil, fmt.Errorf("added_tokens[%d] %q: negative id %d", k, at.Content, at.ID)
+		if at.ID < 0 || at.ID > math.MaxInt32 {
+			return nil, fmt.Errorf("added_tokens[%d] %q: id %d is negative or too large", k, at.Content, at.ID)
 		}
 		t.added = append(t.added, at)
 		t.addedByID[at.ID] = at
@@ -121,6 +122,15 @@ func Parse(data []byte) (*Tokenizer, error) {
 	}
 	t.rawAdded = newAddedMatcher(rawToks, rawPats)
 	t.normAdded = newAddedMatcher(normToks, normPats)
+	if t.post != nil {
+		// The post-processor only adds ids; each must name a token, or
+		// EncodeWithSpecial would hand out ids no embedding row has.
+		for _, id := range t.post.process(nil) {
+			if _, ok := t.IDToToken(id); !ok {
+				return nil, fmt.Errorf("post_processor: id %d is neither in the vocab nor an added token", id)
+			}
+		}
+	}
 	t.pool.New = func() any { return &encState{} }
 	return t, nil
 }
