@@ -423,6 +423,7 @@ func (c *Client) fetchBlob(ctx context.Context, t target, meta fileMeta, blob st
 	}
 
 	retriesLeft := c.retries()
+	budget, resumed := c.retryBudget(), 0
 	for have < meta.size {
 		got, err := c.fetchRange(ctx, t, meta, f, h, bar, &have, restart)
 		if err == nil {
@@ -442,11 +443,16 @@ func (c *Client) fetchBlob(ctx context.Context, t target, meta fileMeta, blob st
 		if got > 0 {
 			retriesLeft = c.retries() // progress was made: start counting again
 		}
+		kept := fmt.Sprintf("%s of %s kept in %s; run again to resume", progress.FormatBytes(have), progress.FormatBytes(meta.size), incomplete)
 		if retriesLeft <= 0 {
-			return fmt.Errorf("%w (%s of %s kept in %s; run again to resume)", err,
-				progress.FormatBytes(have), progress.FormatBytes(meta.size), incomplete)
+			return fmt.Errorf("%w (%s)", err, kept)
+		}
+		if resumed >= budget {
+			return &Error{Kind: ErrNetwork, Err: err, URL: redactQuery(meta.location),
+				Msg: fmt.Sprintf("giving up on %q of %s after %d resumed transfers (the retry budget: the server keeps breaking the download off; %s)", t.file, t, resumed, kept)}
 		}
 		retriesLeft--
+		resumed++
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -172,23 +173,133 @@ func networkError(method, u string, err error) error {
 	}
 }
 
-// redactedError hides the token in an error's text while keeping errors.Is
-// and errors.As working. It is a last line of defence: the token is never put
-// into URLs or messages in the first place.
+// redactedError hides the credentials in an error's text (see Client.redact)
+// while keeping errors.Is and errors.As working.
 type redactedError struct {
-	err   error
-	token string
+	err error
+	r   *strings.Replacer
 }
 
-func (e *redactedError) Error() string { return strings.ReplaceAll(e.err.Error(), e.token, "***") }
+func (e *redactedError) Error() string { return e.r.Replace(e.err.Error()) }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// redact is applied to every error a public method returns.
+// redactURL hides the credentials a URL may carry: the user information
+// (user:password@) becomes ***@ and the query string (signatures, tokens)
+// becomes "?…".
+func redactURL(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		const mark = "bidora-redacted-userinfo"
+		hasUser := p.User != nil
+		if hasUser {
+			p.User = url.User(mark) // url.URL would escape "***"
+		}
+		query := p.RawQuery != "" || p.ForceQuery
+		p.RawQuery, p.ForceQuery = "", false
+		s := p.String()
+		if hasUser {
+			s = strings.Replace(s, mark+"@", "***@", 1)
+		}
+		if query {
+			s += "?…"
+		}
+		return s
+	}
+	// Not parseable: cut by hand.
+	if i := strings.Index(u, "://"); i >= 0 {
+		rest := u[i+3:]
+		hostEnd := strings.IndexAny(rest, "/?#")
+		if hostEnd < 0 {
+			hostEnd = len(rest)
+		}
+		if at := strings.LastIndexByte(rest[:hostEnd], '@'); at >= 0 {
+			u = u[:i+3] + "***@" + rest[at+1:]
+		}
+	}
+	return redactQuery(u)
+}
+
+// secrets lists the strings that must never appear in an error's text: the
+// token, the credentials inside HF_ENDPOINT (user:password@, query values such
+// as X-Amz-Signature or token), as written and as URL-escaped, longest first.
+// The endpoint itself is replaced by its redacted form first, so that messages
+// still say which hub was asked.
+func (c *Client) secretReplacer() *strings.Replacer {
+	var pairs []string
+	ep := c.endpoint()
+	if safe := redactURL(ep); safe != ep {
+		pairs = append(pairs, ep, safe)
+	}
+	var secrets []string
+	add := func(s string, minLen int) {
+		if len(s) >= minLen {
+			secrets = append(secrets, s, url.QueryEscape(s), url.PathEscape(s))
+		}
+	}
+	add(c.Token, 1)
+	if p, err := url.Parse(ep); err == nil {
+		if p.User != nil {
+			add(p.User.String(), 1)
+			add(p.User.Username(), 1)
+			if pw, ok := p.User.Password(); ok {
+				add(pw, 1)
+			}
+		}
+		for _, vs := range p.Query() {
+			for _, v := range vs {
+				add(v, 4) // short values (an expiry of 60) are not secrets and would garble the text
+			}
+		}
+	} else if i := strings.Index(ep, "://"); i >= 0 {
+		rest := ep[i+3:]
+		if at := strings.LastIndexByte(rest[:max(strings.IndexAny(rest, "/?#"), 0)], '@'); at >= 0 {
+			add(rest[:at], 1)
+		}
+	}
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	for _, s := range slices.Compact(secrets) {
+		pairs = append(pairs, s, "***")
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// redact is applied to every error a public method returns: the token and the
+// credentials of HF_ENDPOINT are replaced by *** in its text and in the URL
+// fields of the *Error values it wraps. It is a last line of defence: URLs are
+// redacted where messages are built.
 func (c *Client) redact(err error) error {
-	if err == nil || c.Token == "" || !strings.Contains(err.Error(), c.Token) {
+	if err == nil {
+		return nil
+	}
+	r := c.secretReplacer()
+	if r == nil {
 		return err
 	}
-	return &redactedError{err: err, token: c.Token}
+	scrubURLs(err, r, 0)
+	if r.Replace(err.Error()) == err.Error() {
+		return err
+	}
+	return &redactedError{err: err, r: r}
+}
+
+// scrubURLs redacts the URL field of every *Error in err's tree.
+func scrubURLs(err error, r *strings.Replacer, depth int) {
+	if err == nil || depth > 32 {
+		return
+	}
+	if e, ok := err.(*Error); ok {
+		e.URL = r.Replace(redactURL(e.URL))
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, inner := range u.Unwrap() {
+			scrubURLs(inner, r, depth+1)
+		}
+	case interface{ Unwrap() error }:
+		scrubURLs(u.Unwrap(), r, depth+1)
+	}
 }
 
 // shouldFallBack reports whether a failed metadata request may be answered

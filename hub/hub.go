@@ -81,9 +81,15 @@ type Client struct {
 	Progress *progress.Reporter
 	// Parallel bounds the number of files downloaded at once (default 4).
 	Parallel int
-	// Retries is how many times an interrupted transfer is resumed within one
-	// call before giving up (default 5; negative means none).
+	// Retries is how many times in a row an interrupted transfer is resumed
+	// without receiving any byte before giving up (default 5; negative means
+	// none). A transfer that received bytes starts the count again.
 	Retries int
+	// RetryBudget bounds the resumed transfers of one file within one call,
+	// whether they made progress or not (default 50), so that a server that
+	// keeps cutting bodies short ends the call with an error instead of being
+	// asked forever. The part received stays in the cache for the next call.
+	RetryBudget int
 	// UserAgent is sent with each request (default "bidora").
 	UserAgent string
 }
@@ -189,6 +195,13 @@ func (c *Client) retries() int {
 		return 5
 	}
 	return c.Retries
+}
+
+func (c *Client) retryBudget() int {
+	if c.RetryBudget <= 0 {
+		return 50
+	}
+	return c.RetryBudget
 }
 
 // RepoFolderName is the cache folder of a repository: "models--org--name" or

@@ -21,7 +21,7 @@
 //   - Renamed repositories answer with a relative 307 redirect.
 //
 // Faults for tests: CutAfter breaks a transfer after some bytes (to test
-// resuming), StallAfter hangs one (to test stall detection), Corrupt serves wrong bytes under the right etag (to test the
+// resuming), CutEvery breaks every transfer short (to test the retry budget), StallAfter hangs one (to test stall detection), Corrupt serves wrong bytes under the right etag (to test the
 // sha256 check), Throttle slows transfers (to make downloads overlap).
 // Requests lists every request the two servers received.
 package hubtest
@@ -85,6 +85,7 @@ type fault struct {
 	times   int   // how many more transfers it applies to
 	corrupt bool
 	stall   bool // at cutAt, stop sending but keep the connection open
+	every   bool // cutAt counts from the start of each transfer, not of the file
 }
 
 // Server is a fake hub and its CDN.
@@ -214,6 +215,15 @@ func (s *Server) CutAfter(name string, n int64, times int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults[name] = &fault{cutAt: n, times: times}
+}
+
+// CutEvery makes the next `times` transfers of file `name` send at most n
+// bytes each and then close the connection mid-body: a server that keeps
+// cutting bodies short, however often it is resumed.
+func (s *Server) CutEvery(name string, n int64, times int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[name] = &fault{cutAt: n, times: times, every: true}
 }
 
 // StallAfter makes the next `times` transfers of file `name` that reach byte
@@ -512,7 +522,10 @@ func (s *Server) serveBytes(w http.ResponseWriter, r *http.Request, name string,
 			for i := 0; i < len(body); i += 997 {
 				body[i] ^= 0x5a
 			}
-		case f.cutAt > start && f.cutAt <= end:
+		case f.every && f.cutAt < end-start+1:
+			f.times--
+			cut = f.cutAt
+		case !f.every && f.cutAt > start && f.cutAt <= end:
 			f.times--
 			cut, stall = f.cutAt-start, f.stall
 		}
