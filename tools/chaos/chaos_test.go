@@ -156,7 +156,7 @@ func TestKillAndResumeIsByteExact(t *testing.T) {
 			if !done {
 				t.Fatal("the run never finished")
 			}
-			if kills < 3 {
+			if kills < 2 {
 				t.Errorf("only %d kills landed: the runs are too short to test anything", kills)
 			}
 			for _, f := range []string{"adapter_model.safetensors", "adapter_config.json"} {
