@@ -114,3 +114,17 @@ func TestReplaceDirRefusesNonDirectory(t *testing.T) {
 		t.Fatalf("symlink to a directory: err = %v", err)
 	}
 }
+
+// A device node is reported as one (only inspected, never written).
+func TestCheckFileDevice(t *testing.T) {
+	if _, err := os.Lstat("/dev/null"); err != nil {
+		t.Skip("no /dev/null")
+	}
+	var nr *NotReplaceableError
+	if err := CheckFile("/dev/null"); !errors.As(err, &nr) || nr.Kind != "device" {
+		t.Fatalf("err = %v", err)
+	}
+	if err := CheckFile(filepath.Join(t.TempDir(), "missing")); err != nil {
+		t.Fatalf("missing path: %v", err)
+	}
+}
