@@ -4,7 +4,7 @@
 // and the weights as model.safetensors or as shards with
 // model.safetensors.index.json.
 //
-// For each adapted projection W [out, in] (DESIGN §5):
+// For each adapted projection W [out, in]:
 //
 //	LoRA  W' = W + s·B·A                       s = alpha/r, or alpha/√r with rsLoRA
 //	DoRA  W' = (m / ‖W + s·B·A‖_row) ⊙ (W + s·B·A)

@@ -63,7 +63,7 @@ type Config struct {
 }
 
 // NewConfig returns the config bidora writes for a new adapter, with every
-// field at the value DESIGN §4 gives.
+// field at the default bidora documents for new adapters.
 func NewConfig(baseModel string, r int, alpha, dropout float64, targets []string) *Config {
 	return &Config{
 		PeftType: "LORA", TaskType: "CAUSAL_LM", R: r, LoraAlpha: alpha, LoraDropout: dropout,
@@ -361,7 +361,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// MarshalJSON writes exactly the adapter_config.json keys of DESIGN §4,
+// MarshalJSON writes exactly the adapter_config.json keys bidora writes,
 // sorted and indented as PEFT writes them.
 func (c *Config) MarshalJSON() ([]byte, error) {
 	var init any = c.InitLoraWeights
