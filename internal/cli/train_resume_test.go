@@ -67,6 +67,19 @@ func TestResumeRefusesOtherAdapter(t *testing.T) {
 	if !strings.Contains(string(yml), "changed on resume") || !strings.Contains(string(card), "- lr: 0.005 → 0.001") {
 		t.Errorf("config.yaml / model card do not record the change:\n%s\n%s", yml, card)
 	}
+	// --overwrite starts afresh: the earlier run's checkpoints go, files train does not
+	// write stay.
+	keep := filepath.Join(out, "notes.txt")
+	os.WriteFile(keep, []byte("mine"), 0o644)
+	if code, _, stderr := run(t, append(base, "--max-steps", "1", "--overwrite")...); code != ExitOK || !strings.Contains(stderr, "removed 1 checkpoints") {
+		t.Fatalf("--overwrite: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(ck); !os.IsNotExist(err) {
+		t.Error("--overwrite kept the earlier run's checkpoint-2")
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Error("--overwrite removed a file train does not write")
+	}
 	// --resume on a directory without a checkpoint names the flag.
 	if code, _, stderr := run(t, append(base, "--resume", t.TempDir())...); code != ExitUsage || !strings.Contains(stderr, "--resume") {
 		t.Errorf("resume from an empty dir: exit %d %s", code, stderr)

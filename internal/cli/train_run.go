@@ -72,6 +72,16 @@ func runTraining(ctx context.Context, stdio *IO, cfg *config.Train, header []str
 		if err := train.CheckOutputDir(cfg.Output, cfg.Overwrite); err != nil {
 			return outputError(err)
 		}
+		// --overwrite: an earlier run's checkpoints would otherwise be taken for this
+		// run's by --resume latest and --save-total-limit.
+		if old, _ := train.Checkpoints(cfg.Output); len(old) > 0 {
+			for _, ck := range old {
+				if err := os.RemoveAll(ck); err != nil {
+					return fmt.Errorf("--overwrite: removing %s: %w", ck, err)
+				}
+			}
+			fmt.Fprintf(stdio.Err, "--overwrite: removed %d checkpoints of an earlier run in %s\n", len(old), cfg.Output)
+		}
 	} else {
 		ck, err := resolveResume(cfg)
 		if err != nil {
