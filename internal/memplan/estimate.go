@@ -156,8 +156,13 @@ func AdapterParams(cfg *modelcfg.Config, s Settings) int64 {
 	return per * int64(cfg.NumHiddenLayers)
 }
 
-// Compute estimates the memory of a training run.
+// Compute estimates the memory of a training run. A shape or settings so large
+// that the byte counts could overflow int64 give an estimate of math.MaxInt64
+// (see tooLarge), which fits no budget.
 func Compute(cfg *modelcfg.Config, s Settings) Estimate {
+	if tooLarge(cfg, s) {
+		return saturated()
+	}
 	var e Estimate
 	h := int64(cfg.HiddenSize)
 	L, V := int64(cfg.NumHiddenLayers), int64(cfg.VocabSize)
