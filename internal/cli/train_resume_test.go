@@ -71,7 +71,7 @@ func TestResumeRefusesOtherAdapter(t *testing.T) {
 	// write stay.
 	keep := filepath.Join(out, "notes.txt")
 	os.WriteFile(keep, []byte("mine"), 0o644)
-	if code, _, stderr := run(t, append(base, "--max-steps", "1", "--overwrite")...); code != ExitOK || !strings.Contains(stderr, "removed 1 checkpoints") {
+	if code, _, stderr := run(t, append(base, "--max-steps", "1", "--overwrite")...); code != ExitOK || !strings.Contains(stderr, "removed 2 checkpoints") {
 		t.Fatalf("--overwrite: exit %d\n%s", code, stderr)
 	}
 	if _, err := os.Stat(ck); !os.IsNotExist(err) {
