@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -284,10 +285,13 @@ func (s *Sources) memory() (Memory, error) {
 			continue
 		}
 		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return m, fmt.Errorf("%s: %s: %q is not a number", s.path("/proc/meminfo"), k, f[0])
+		if err != nil || n < 0 {
+			return m, fmt.Errorf("%s: %s: %q is not a byte count", s.path("/proc/meminfo"), k, f[0])
 		}
 		if len(f) > 1 && strings.EqualFold(f[1], "kB") {
+			if n > math.MaxInt64/1024 {
+				return m, fmt.Errorf("%s: %s: %s kB is out of range", s.path("/proc/meminfo"), k, f[0])
+			}
 			n *= 1024
 		}
 		switch k {
@@ -384,7 +388,7 @@ func ParseNvidiaSMI(out []byte) ([]GPU, error) {
 		}
 		mem := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rec[1]), "MiB"))
 		mib, err := strconv.ParseInt(mem, 10, 64)
-		if err != nil {
+		if err != nil || mib < 0 || mib > math.MaxInt64>>20 {
 			return gpus, fmt.Errorf("nvidia-smi output: memory %q is not a number of MiB", rec[1])
 		}
 		gpus = append(gpus, GPU{Name: strings.TrimSpace(rec[0]), MemoryBytes: mib << 20, Driver: strings.TrimSpace(rec[2])})

@@ -141,7 +141,7 @@ func TestCPUInfo(t *testing.T) {
 }
 
 func TestParseNvidiaSMIErrors(t *testing.T) {
-	for _, in := range []string{"A100, lots, 1.0\n", "A100, 100\n"} {
+	for _, in := range []string{"A100, lots, 1.0\n", "A100, 100\n", "A100, -5, 1.0\n", "A100, 9223372036854775807, 1.0\n", "A100, 8796093022208 MiB, 1.0\n"} {
 		if _, err := ParseNvidiaSMI([]byte(in)); err == nil {
 			t.Errorf("ParseNvidiaSMI(%q) succeeded", in)
 		}
@@ -159,5 +159,30 @@ func TestDetectReal(t *testing.T) {
 	}
 	if info.Disk == nil || info.Disk.Total == 0 {
 		t.Errorf("disk %+v (warnings %q)", info.Disk, info.Warnings)
+	}
+}
+
+// TestMeminfoOutOfRange: values that would overflow when turned into bytes, or
+// negative ones, are reported instead of becoming nonsense sizes.
+func TestMeminfoOutOfRange(t *testing.T) {
+	cases := []struct {
+		meminfo string
+		ok      bool
+	}{
+		{meminfo, true},
+		{"MemTotal: 9223372036854775807 kB\nMemAvailable: 1 kB\n", false},
+		{"MemTotal: 9007199254740992 kB\n", false},
+		{"MemTotal: -24576000 kB\n", false},
+		{"MemTotal: 9007199254740991 kB\n", true},
+	}
+	for _, c := range cases {
+		s := sources(fakeRoot(t, map[string]string{"proc/meminfo": c.meminfo}), "", nil)
+		m, err := s.memory()
+		if (err == nil) != c.ok {
+			t.Errorf("%q: %+v, %v", c.meminfo, m, err)
+		}
+		if err == nil && (m.Total <= 0 || m.Available <= 0) {
+			t.Errorf("%q: sizes %+v", c.meminfo, m)
+		}
 	}
 }
