@@ -21,7 +21,7 @@ func (s Schedule) Validate() error {
 	switch s.Kind {
 	case "cosine", "linear", "constant":
 	default:
-		return fmt.Errorf("--lr-scheduler %q: want cosine, linear or constant", s.Kind)
+		return fmt.Errorf("schedule kind %q: want cosine, linear or constant", s.Kind)
 	}
 	if s.Warmup < 0 || s.Total < 0 {
 		return fmt.Errorf("schedule: warm-up %d and total %d steps must be ≥ 0", s.Warmup, s.Total)

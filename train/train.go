@@ -152,7 +152,7 @@ func (o *Options) Validate() error {
 		return bad("Output", `""`, "a directory")
 	}
 	if err := (optim.Schedule{Kind: o.Scheduler}).Validate(); err != nil {
-		return &OptionError{Field: "Scheduler", Value: o.Scheduler, Want: err.Error()}
+		return &OptionError{Field: "Scheduler", Value: fmt.Sprintf("%q", o.Scheduler), Want: "cosine, linear or constant"}
 	}
 	return nil
 }
@@ -397,7 +397,7 @@ func (l *loop) finish(interrupted bool) (*Result, error) {
 		}
 	}
 	if interrupted {
-		return res, fmt.Errorf("%w at step %d: saved %s; continue with --resume %s", ErrInterrupted, st.Step, res.Checkpoint, res.Checkpoint)
+		return res, fmt.Errorf("%w at step %d: saved %s", ErrInterrupted, st.Step, res.Checkpoint)
 	}
 	return res, nil
 }

@@ -200,6 +200,8 @@ func trainError(err error) error {
 	var rm *train.ResumeMismatchError
 	var de *bilevel.DataError
 	switch {
+	case errors.Is(err, train.ErrInterrupted):
+		return fmt.Errorf("%w; continue with --resume latest", err)
 	case errors.As(err, &oe):
 		return usageErrorf("%s %s: want %s", flagOf(oe.Field), oe.Value, oe.Want)
 	case errors.As(err, &rm):
