@@ -22,7 +22,6 @@ type bigram struct {
 	v    int
 	w    optim.Param
 	seen []uint64 // dropout seeds set, to check they are deterministic
-	seed uint64
 }
 
 func newBigram(v int) *bigram {
