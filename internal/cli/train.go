@@ -85,11 +85,7 @@ func resolveTrain(ctx context.Context, stdio *IO, fs *pflag.FlagSet, opts *train
 	cfg := opts.cfg
 	origins := config.FlagOrigins(fs)
 	if opts.configFile != "" {
-		data, err := os.ReadFile(opts.configFile)
-		if err != nil {
-			return nil, nil, usageErrorf("--config %s: %w", opts.configFile, errors.Unwrap(err))
-		}
-		if err := config.ApplyYAML(fs, data, opts.configFile, origins); err != nil {
+		if err := config.LoadYAML(fs, opts.configFile, origins); err != nil {
 			return nil, nil, &UsageError{Err: err}
 		}
 	}
@@ -158,6 +154,10 @@ func lookupModel(ref string) (*modelcfg.Config, []string, error) {
 	}
 	if fi, err := os.Stat(ref); err == nil && fi.IsDir() {
 		mc, err := modelcfg.Load(ref)
+		var fe *modelcfg.FieldError
+		if errors.As(err, &fe) {
+			return nil, nil, usageErrorf("--model %s: %w", ref, err) // a config.json the engine cannot run
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("--model %s: %w", ref, err)
 		}
