@@ -85,6 +85,9 @@ func resolveTrain(ctx context.Context, stdio *IO, fs *pflag.FlagSet, opts *train
 	cfg := opts.cfg
 	origins := config.FlagOrigins(fs)
 	if opts.configFile != "" {
+		if _, err := os.Stat(opts.configFile); err != nil {
+			return nil, nil, usageErrorf("--config %s: %w", opts.configFile, errors.Unwrap(err))
+		}
 		if err := config.LoadYAML(fs, opts.configFile, origins); err != nil {
 			return nil, nil, &UsageError{Err: err}
 		}
