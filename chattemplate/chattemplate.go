@@ -44,6 +44,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bidora/bidora/internal/metafile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,7 +157,7 @@ func Load(dirOrPath string) (*Template, error) {
 	if st, err := os.Stat(dirOrPath); err == nil && st.IsDir() {
 		path = filepath.Join(dirOrPath, "tokenizer_config.json")
 	}
-	data, err := os.ReadFile(path)
+	data, err := metafile.Read(path, metafile.MaxJSONBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading tokenizer config: %w", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"github.com/bidora/bidora/internal/metafile"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -180,7 +180,7 @@ func layersToTransform(dir string, numLayers int) ([]int, error) {
 	for i := range all {
 		all[i] = i
 	}
-	data, err := os.ReadFile(filepath.Join(dir, peft.ConfigFileName))
+	data, err := metafile.Read(filepath.Join(dir, peft.ConfigFileName), metafile.MaxJSONBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading adapter config: %w", err)
 	}

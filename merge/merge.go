@@ -32,6 +32,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bidora/bidora/internal/metafile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -393,7 +394,7 @@ func writeIndex(path string, total int64, weightMap map[string]string) error {
 // transformers write) set to the output dtype.
 func writeConfig(baseDir, outDir string, dt safetensors.DType) error {
 	path := filepath.Join(baseDir, "config.json")
-	data, err := os.ReadFile(path)
+	data, err := metafile.Read(path, metafile.MaxJSONBytes)
 	if err != nil {
 		return fmt.Errorf("reading base config: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bidora/bidora/internal/metafile"
 	"math"
 	"os"
 	"path/filepath"
@@ -407,7 +408,7 @@ func ReadConfig(dir string) (*Config, error) {
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		path = filepath.Join(dir, ConfigFileName)
 	}
-	data, err := os.ReadFile(path)
+	data, err := metafile.Read(path, metafile.MaxJSONBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading adapter config: %w", err)
 	}

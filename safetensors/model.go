@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bidora/bidora/internal/metafile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,7 +41,7 @@ type Index struct {
 // ReadIndex reads and checks a model.safetensors.index.json file: every shard
 // name must be a plain file name in the same directory.
 func ReadIndex(path string) (*Index, error) {
-	data, err := os.ReadFile(path)
+	data, err := metafile.Read(path, metafile.MaxJSONBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading safetensors index: %w", err)
 	}

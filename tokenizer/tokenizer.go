@@ -13,6 +13,7 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/bidora/bidora/internal/metafile"
 	"math"
 	"os"
 	"path/filepath"
@@ -54,13 +55,17 @@ type fileJSON struct {
 	Model         *modelJSON      `json:"model"`
 }
 
+// MaxTokenizerBytes bounds tokenizer.json (the largest real ones, with 256k-token
+// vocabularies, are under 40 MB).
+var MaxTokenizerBytes int64 = 256 << 20
+
 // Load reads a tokenizer from a tokenizer.json file or from a directory holding one.
 func Load(pathOrDir string) (*Tokenizer, error) {
 	path := pathOrDir
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = filepath.Join(path, "tokenizer.json")
 	}
-	data, err := os.ReadFile(path)
+	data, err := metafile.Read(path, MaxTokenizerBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading tokenizer: %w", err)
 	}
