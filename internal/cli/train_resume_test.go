@@ -104,3 +104,21 @@ func TestOutputLocked(t *testing.T) {
 		t.Errorf("the refused run wrote into the directory: %v", entries)
 	}
 }
+
+// TestBiDoRAEmptyValFile: an empty --val-file is named as the cause, not reported as
+// too few training examples.
+func TestBiDoRAEmptyValFile(t *testing.T) {
+	fakeHardware(t, 22)
+	trainFile, _, err := examples.Write(filepath.Join(t.TempDir(), "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "val.jsonl")
+	os.WriteFile(empty, nil, 0o644)
+	code, _, stderr := run(t, "train", "--model", tinyModelDir(t, "llama"), "--train-file", trainFile, "--val-file", empty,
+		"--method", "bidora", "--output", filepath.Join(t.TempDir(), "out"), "--max-steps", "1", "--max-seq-len", "64",
+		"--auto-hardware=false", "--quantization", "none")
+	if code != ExitUsage || !strings.Contains(stderr, "--val-file "+empty) || strings.Contains(stderr, "at least 2 training examples") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+}

@@ -147,6 +147,9 @@ func TestKillAndResumeIsByteExact(t *testing.T) {
 					if err != nil {
 						kills++
 					}
+					if n := bytes.Count(stderr.Bytes(), []byte("training interrupted")); sig == syscall.SIGINT && err != nil && n > 1 {
+						t.Errorf("run %d: the interruption is reported %d times:\n%s", attempt, n, stderr.Bytes())
+					}
 					t.Logf("run %d: %v %v after step %d (%v)", attempt, sig, delay.Round(time.Microsecond), target, err)
 					if err == nil {
 						done = true // finished before the signal took effect
