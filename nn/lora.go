@@ -88,10 +88,6 @@ func RowNormsWithDelta(dst []float32, w *Weight, a, b []float32, rank int, scale
 	if len(dst) < out || len(a) < rank*in || len(b) < out*rank {
 		panic(fmt.Sprintf("nn: RowNormsWithDelta: buffers (%d, %d, %d) too short for [%d, %d] rank %d", len(dst), len(a), len(b), out, in, rank))
 	}
-	if w.Q != nil {
-		w.Q.RowNormsWithDelta(dst, a, b, rank, scale)
-		return
-	}
 	kernels.Parallel(out, 16, func(lo, hi int) {
 		row := make([]float32, in)
 		for o := lo; o < hi; o++ {

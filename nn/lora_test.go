@@ -196,10 +196,11 @@ func TestRowNormsWithDelta(t *testing.T) {
 		bf[i] = kernels.F32ToBF16(v)
 	}
 	nf4, deq := quantPair(t, quant.KindNF4, out, in, rng)
+	i8, _ := quantPair(t, quant.KindInt8, out, in, rng)
 	for _, tc := range []struct {
 		name string
 		w    *Weight
-	}{{"f32", f32}, {"bf16", &Weight{Rows: out, Cols: in, BF16: bf}}, {"nf4", nf4}, {"nf4-dequantised", deq}} {
+	}{{"f32", f32}, {"bf16", &Weight{Rows: out, Cols: in, BF16: bf}}, {"nf4", nf4}, {"nf4-dequantised", deq}, {"int8", i8}} {
 		got := make([]float32, out)
 		RowNormsWithDelta(got, tc.w, a, b, r, s)
 		assertClose(t, tc.name, got, ref(tc.w), 1e-6)

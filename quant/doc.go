@@ -5,8 +5,8 @@
 // A weight is an [Rows, Cols] matrix (out × in features, row-major, as in HF
 // checkpoints). Both types implement Matrix: MulNT (Y = X·Wᵀ, the forward of a linear
 // layer) and MulNN (dX = dY·W, its input gradient) dequantise W tile by tile into a small
-// f32 panel and hand each panel to the kernels package's GEMM; RowNormsWithDelta gives
-// the DoRA / QDoRA row norms ‖W + s·B·A‖ one row at a time.
+// f32 panel and hand each panel to the kernels package's GEMM; Row dequantises one row
+// (package nn computes the DoRA / QDoRA row norms ‖W + s·B·A‖ from it).
 //
 // NF4 follows bitsandbytes' reference algorithm (its pure-PyTorch backend, which is also
 // what it runs on CPU): the matrix is flattened row-major and cut into blocks of 64

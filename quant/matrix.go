@@ -2,10 +2,7 @@ package quant
 
 import (
 	"fmt"
-	"math"
 	"strings"
-
-	"github.com/bidora/bidora/kernels"
 )
 
 // Kind names a weight storage format, as spelled by the --quantization flag.
@@ -46,9 +43,6 @@ type Matrix interface {
 	DequantizeRange(dst []float32, start int)
 	// Dequantize writes the whole matrix into dst[:rows·cols].
 	Dequantize(dst []float32)
-	// RowNormsWithDelta writes dst[o] = ‖W[o,:] + scale·(B·A)[o,:]‖ for every row o, with
-	// A [rank, cols] and B [rows, rank] (the DoRA norms), one row at a time.
-	RowNormsWithDelta(dst, a, b []float32, rank int, scale float32)
 }
 
 var (
@@ -62,21 +56,11 @@ func (w *NF4) MulNT(y, x []float32, m int, accumulate bool) { mulNT(w, y, x, m, 
 // MulNN computes dx[m, Cols] = dy[m, Rows]·W, dequantising W tile by tile.
 func (w *NF4) MulNN(dx, dy []float32, m int, accumulate bool) { mulNN(w, dx, dy, m, accumulate) }
 
-// RowNormsWithDelta computes the DoRA row norms of W + scale·B·A (see Matrix).
-func (w *NF4) RowNormsWithDelta(dst, a, b []float32, rank int, scale float32) {
-	rowNorms(w, dst, a, b, rank, scale)
-}
-
 // MulNT computes y[m, Rows] = x[m, Cols]·Wᵀ, dequantising W tile by tile.
 func (w *Int8) MulNT(y, x []float32, m int, accumulate bool) { mulNT(w, y, x, m, accumulate) }
 
 // MulNN computes dx[m, Cols] = dy[m, Rows]·W, dequantising W tile by tile.
 func (w *Int8) MulNN(dx, dy []float32, m int, accumulate bool) { mulNN(w, dx, dy, m, accumulate) }
-
-// RowNormsWithDelta computes the DoRA row norms of W + scale·B·A (see Matrix).
-func (w *Int8) RowNormsWithDelta(dst, a, b []float32, rank int, scale float32) {
-	rowNorms(w, dst, a, b, rank, scale)
-}
 
 // At returns element (r, c) as f32.
 func (w *NF4) At(r, c int) float32 {
@@ -87,27 +71,3 @@ func (w *NF4) At(r, c int) float32 {
 
 // At returns element (r, c) as f32.
 func (w *Int8) At(r, c int) float32 { return float32(w.Data[r*w.Cols+c]) * w.Scale[r] }
-
-// rowNorms dequantises one row at a time into a per-worker buffer, adds scale·B[o,:]·A
-// and sums the squares in f64 — the same arithmetic as nn.Adapter.UpdateNorm on a dense
-// weight, so the result equals the dense computation on the dequantised matrix.
-func rowNorms(w Matrix, dst, a, b []float32, rank int, scale float32) {
-	out, in := w.Shape()
-	if len(dst) < out || len(a) < rank*in || len(b) < out*rank {
-		panic(fmt.Sprintf("quant: RowNormsWithDelta: buffers (%d, %d, %d) too short for [%d, %d] rank %d", len(dst), len(a), len(b), out, in, rank))
-	}
-	kernels.Parallel(out, 16, func(lo, hi int) {
-		row := make([]float32, in)
-		for o := lo; o < hi; o++ {
-			w.Row(o, row)
-			for r := range rank {
-				kernels.Axpy(scale*b[o*rank+r], a[r*in:(r+1)*in], row)
-			}
-			var s float64
-			for _, v := range row {
-				s += float64(v) * float64(v)
-			}
-			dst[o] = float32(math.Sqrt(s))
-		}
-	})
-}

@@ -261,35 +261,6 @@ func compare(t *testing.T, name string, got, want []float32, depth int) {
 	}
 }
 
-func TestRowNormsWithDelta(t *testing.T) {
-	r := rand.New(rand.NewPCG(9, 10))
-	const rank = 4
-	for _, sh := range [][2]int{{1, 1}, {17, 63}, {65, 127}, {33, 257}} {
-		n, k := sh[0], sh[1]
-		a, b := randNormal(r, rank*k, 0.1), randNormal(r, n*rank, 0.1)
-		for _, w := range quantized(t, r, n, k) {
-			dense := make([]float32, n*k)
-			w.Dequantize(dense)
-			// The dense computation: W + s·B·A in f64, then the row norms.
-			got := make([]float32, n)
-			w.RowNormsWithDelta(got, a, b, rank, 1.5)
-			for o := range n {
-				var s float64
-				for c := range k {
-					v := float64(dense[o*k+c])
-					for j := range rank {
-						v += 1.5 * float64(b[o*rank+j]) * float64(a[j*k+c])
-					}
-					s += v * v
-				}
-				if want := math.Sqrt(s); math.Abs(float64(got[o])-want) > 1e-5*want {
-					t.Fatalf("%s [%d, %d] row %d: norm %v, dense %v", w.Kind(), n, k, o, got[o], want)
-				}
-			}
-		}
-	}
-}
-
 // writeST writes tensors to a temporary safetensors file and opens it.
 func writeST(t *testing.T, tensors []safetensors.Tensor) *safetensors.File {
 	t.Helper()
