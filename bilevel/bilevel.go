@@ -10,7 +10,9 @@
 // UpperLRMult) on the magnitudes with the hypergradient of the mean loss on the outer
 // split (see Hypergradient). Retraining phase (unless NoRetrain): the magnitudes m*
 // are frozen, the direction restarts from its initial values with a fresh optimiser
-// and trains on the retraining data (all training data) for the configured epochs.
+// and trains on the retraining data (all training rows) for the configured epochs.
+// Both splits come from the training rows (SplitData); validation data is only
+// evaluated, as in the reference implementation.
 // The formulas are written out in docs/architecture.md.
 package bilevel
 
@@ -60,9 +62,9 @@ type Options struct {
 // DefaultOrthRows is the regulariser's row sample used by the command line.
 const DefaultOrthRows = 32
 
-// OuterSplit is the share of the training rows that becomes the outer (magnitude)
-// split when no separate outer data is given.
-const OuterSplit = 0.2
+// DefaultOuterSplit is the share of the training rows that becomes the outer
+// (magnitude) split by default.
+const DefaultOuterSplit = 0.2
 
 // Data are the example sets of a run.
 type Data struct {
@@ -71,39 +73,27 @@ type Data struct {
 	Retrain []dataset.Example // retraining phase (typically all training data)
 }
 
-// SplitData is the recipe's data policy. With outer rows given (a validation file),
-// the direction trains on trainEx and the magnitudes on outer; otherwise a seeded
-// OuterSplit share of trainEx becomes the outer split. The retraining phase uses
-// inner and outer together (as the reference implementation retrains on the full
-// training set).
-func SplitData(trainEx, outer []dataset.Example, seed uint64) (Data, error) {
+// SplitData is the recipe's data policy: a seeded outerSplit share of the training
+// rows becomes the outer (magnitude) split, the rest the inner (direction) split, and
+// the retraining phase uses both. Validation data never enters: it is only evaluated,
+// so the validation loss stays held out and what is learned never depends on it.
+func SplitData(trainEx []dataset.Example, outerSplit float64, seed uint64) (Data, error) {
 	var d Data
-	if len(outer) > 0 {
-		d.Inner, d.Outer = trainEx, outer
-	} else {
-		d.Inner, d.Outer = dataset.Split(trainEx, OuterSplit, seed^0xb1)
-	}
+	d.Inner, d.Outer = dataset.Split(trainEx, outerSplit, seed^0xb1)
 	d.Retrain = append(append([]dataset.Example(nil), d.Inner...), d.Outer...)
-	switch {
-	case len(d.Inner) == 0:
-		return d, &DataError{Split: "inner", Train: len(trainEx), Outer: len(outer)}
-	case len(d.Outer) == 0:
-		return d, &DataError{Split: "outer", Train: len(trainEx), Outer: len(outer)}
+	if len(d.Inner) == 0 || len(d.Outer) == 0 {
+		return d, &DataError{Train: len(trainEx)}
 	}
 	return d, nil
 }
 
-// DataError is a split without examples.
+// DataError is training data too small to split into inner and outer rows.
 type DataError struct {
-	Split        string // "inner" or "outer"
-	Train, Outer int    // training rows and separately given outer rows
+	Train int // training rows
 }
 
 func (e *DataError) Error() string {
-	if e.Outer == 0 && e.Split == "outer" {
-		return fmt.Sprintf("BiDoRA needs at least 2 training examples to split off the outer (magnitude) set, got %d", e.Train)
-	}
-	return fmt.Sprintf("BiDoRA's %s split is empty (%d training examples, %d outer examples)", e.Split, e.Train, e.Outer)
+	return fmt.Sprintf("BiDoRA needs at least 2 training examples to split into direction (inner) and magnitude (outer) rows, got %d", e.Train)
 }
 
 // Phases returns the loop's phases for a BiDoRA run of m on d: the search phase and,
@@ -123,7 +113,7 @@ func Phases(m Model, d Data, o Options, to *train.Options) ([]train.Phase, error
 	case o.FDRadius < 0:
 		return nil, &train.OptionError{Field: "FDRadius", Value: fmt.Sprint(o.FDRadius), Want: "≥ 0"}
 	case len(d.Inner) == 0 || len(d.Outer) == 0 || !o.NoRetrain && len(d.Retrain) == 0:
-		return nil, &DataError{Split: "inner", Train: len(d.Inner), Outer: len(d.Outer)}
+		return nil, &DataError{Train: len(d.Inner) + len(d.Outer)}
 	}
 	r := &recipe{m: m, o: o, to: to, outer: d.Outer}
 	for _, p := range m.Params() {

@@ -37,7 +37,7 @@ func Example() {
 		data = append(data, dataset.Example{InputIDs: ids, Labels: ids})
 	}
 	// No separate validation rows: a seeded 20% of the training rows become the outer split.
-	d, err := bilevel.SplitData(data, nil, 1)
+	d, err := bilevel.SplitData(data, bilevel.DefaultOuterSplit, 1)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -72,6 +72,7 @@ type Train struct {
 
 	// BiDoRA
 	UpperLRMult float64
+	OuterSplit  float64
 	OrthReg     float64
 	Hypergrad   string
 	NoRetrain   bool
@@ -126,7 +127,7 @@ func (t *Train) fields() []Field {
 		{"output", "Training", "output directory for the adapter and checkpoints", nil, &t.Output, "./output"},
 		{"overwrite", "Training", "reuse a non-empty output directory", nil, &t.Overwrite, false},
 		{"epochs", "Training", "passes over the training data", nil, &t.Epochs, 3},
-		{"max-steps", "Training", "stop after this many optimizer steps (0 = from --epochs)", nil, &t.MaxSteps, 0},
+		{"max-steps", "Training", "stop after this many optimizer steps (0 = from --epochs); with --method bidora it bounds each phase (search, retrain)", nil, &t.MaxSteps, 0},
 		{"batch-size", "Training", "sequences per forward/backward pass", nil, &t.BatchSize, 4},
 		{"grad-accum", "Training", "passes accumulated per optimizer step", nil, &t.GradAccum, 4},
 		{"lr", "Training", "peak learning rate", nil, &t.LR, 2e-4},
@@ -161,9 +162,10 @@ func (t *Train) fields() []Field {
 		{"threads", "Hardware", "CPU threads (0 = all usable cores)", nil, &t.Threads, 0},
 
 		{"upper-lr-mult", "BiDoRA", "BiDoRA: magnitude (upper level) learning rate = lr × this", nil, &t.UpperLRMult, 2.0},
+		{"outer-split", "BiDoRA", "BiDoRA: share of the training rows the magnitudes (upper level) train on; validation data is only ever evaluated", nil, &t.OuterSplit, 0.2},
 		{"orth-reg", "BiDoRA", "BiDoRA: orthogonality regulariser weight on the direction", nil, &t.OrthReg, 1e-5},
 		{"hypergrad", "BiDoRA", "BiDoRA: hypergradient approximation", Hypergrads, &t.Hypergrad, "second-order"},
-		{"no-retrain", "BiDoRA", "BiDoRA: skip the final direction retraining on train+val", nil, &t.NoRetrain, false},
+		{"no-retrain", "BiDoRA", "BiDoRA: skip the final direction retraining on all training rows", nil, &t.NoRetrain, false},
 	}
 }
 

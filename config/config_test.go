@@ -105,7 +105,7 @@ func TestValidation(t *testing.T) {
 		{[]string{"--targets", "all-linear,q_proj"}, "--targets all-linear,q_proj: all-linear already means"},
 		{[]string{"--targets", "q_proj,q_proj"}, "q_proj is listed twice"},
 		{[]string{"--dataset", "org/data"}, "--train-file and --dataset: give one source"},
-		{[]string{"--method", "bidora", "--val-split", "0"}, "--method and --val-split: --method bidora needs validation data"},
+		{[]string{"--method", "bidora", "--outer-split", "1"}, "--outer-split 1: want a share of the training rows strictly between 0 and 1"},
 		{[]string{"--dora", "--method", "bidora"}, "--dora and --method: --dora means --method dora"},
 		{[]string{"--warmup-steps", "10", "--warmup-ratio", "0.1"}, "--warmup-steps and --warmup-ratio: give one"},
 		{[]string{"--resume", "a", "--resume-adapter", "b"}, "--resume and --resume-adapter"},

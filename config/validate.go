@@ -96,6 +96,9 @@ func (t *Train) Resolve(o Origins) error {
 	}
 	unit("dropout", t.Dropout)
 	unit("val-split", t.ValSplit)
+	if !(t.OuterSplit > 0 && t.OuterSplit < 1) {
+		errs = append(errs, &Error{Where: "--outer-split", Value: fmt.Sprint(t.OuterSplit), Msg: "want a share of the training rows strictly between 0 and 1"})
+	}
 	unit("warmup-ratio", t.WarmupRatio)
 	for _, c := range []struct {
 		name string
@@ -123,9 +126,6 @@ func (t *Train) Resolve(o Origins) error {
 		both("train-file", "dataset", "give one source of training data, not both")
 	case t.TrainFile == "" && t.Dataset == "":
 		errs = append(errs, &Error{Where: "--train-file / --dataset", Msg: "no training data: give --train-file FILE or --dataset HF_ID"})
-	}
-	if t.Method == "bidora" && t.ValSplit == 0 && t.ValFile == "" {
-		both("method", "val-split", "--method bidora needs validation data for the magnitude (upper level): --val-split is 0 and no --val-file is given")
 	}
 	if t.Resume != "" && t.ResumeAdapter != "" {
 		both("resume", "resume-adapter", "give one: --resume continues a checkpoint exactly, --resume-adapter starts from an adapter")

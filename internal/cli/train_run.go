@@ -163,7 +163,7 @@ func (r *trainRun) trainOptions(logger *trainLogger, header []string) train.Opti
 		"template": cfg.Template, "train-on-prompt": str(cfg.TrainOnPrompt), "quantization": cfg.Quantization,
 	}
 	if cfg.Method == "bidora" {
-		o.Identity["hypergrad"], o.Identity["no-retrain"] = cfg.Hypergrad, str(cfg.NoRetrain)
+		o.Identity["hypergrad"], o.Identity["no-retrain"], o.Identity["outer-split"] = cfg.Hypergrad, str(cfg.NoRetrain), str(cfg.OuterSplit)
 		o.PlotSeries = bilevel.PlotSeries
 	}
 	o.Tunable = map[string]string{
@@ -260,6 +260,9 @@ func (r *trainRun) loadData(ctx context.Context, stdio *IO) error {
 			return wrapDataErr(err)
 		}
 		vrep.print(stdio.Err, cfg.ValFile)
+		if len(r.valEx) == 0 {
+			return usageErrorf("--val-file %s has no usable rows", cfg.ValFile)
+		}
 		r.trainEx, r.valFrom = all, cfg.ValFile
 	case cfg.ValSplit > 0:
 		r.trainEx, r.valEx = dataset.Split(all, cfg.ValSplit, uint64(cfg.Seed))
@@ -345,7 +348,7 @@ func (r *trainRun) modelCard(res *train.Result) string {
 	fmt.Fprintf(&b, "## Hyper-parameters\n\n| setting | value |\n|---|---|\n")
 	for _, kv := range [][2]any{{"method", cfg.Method}, {"rank", cfg.Rank}, {"alpha", cfg.Alpha}, {"rsLoRA", cfg.RSLoRA},
 		{"dropout", cfg.Dropout}, {"targets", strings.Join(cfg.TargetModules(), ", ")}, {"epochs", cfg.Epochs},
-		{"max steps", cfg.MaxSteps}, {"batch size", cfg.BatchSize}, {"grad accum", cfg.GradAccum}, {"learning rate", cfg.LR},
+		{maxStepsLabel(cfg), cfg.MaxSteps}, {"batch size", cfg.BatchSize}, {"grad accum", cfg.GradAccum}, {"learning rate", cfg.LR},
 		{"schedule", cfg.LRScheduler}, {"warmup steps", cfg.WarmupSteps}, {"weight decay", cfg.WeightDecay},
 		{"max grad norm", cfg.MaxGradNorm}, {"optimizer", cfg.Optimizer}, {"seed", cfg.Seed}} {
 		fmt.Fprintf(&b, "| %v | %v |\n", kv[0], kv[1])
@@ -362,6 +365,14 @@ func (r *trainRun) modelCard(res *train.Result) string {
 	}
 	fmt.Fprintf(&b, "\nThe full configuration is in config.yaml, the per-step metrics in metrics.jsonl and the loss curves in loss.png.\n")
 	return b.String()
+}
+
+// maxStepsLabel names what --max-steps bounds.
+func maxStepsLabel(cfg *config.Train) string {
+	if cfg.Method == "bidora" {
+		return "max steps (per phase)"
+	}
+	return "max steps"
 }
 
 func orDataset(cfg *config.Train) string {

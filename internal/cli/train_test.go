@@ -48,7 +48,7 @@ func TestTrainValidationExit2(t *testing.T) {
 		{[]string{"--train-file", "d.jsonl", "--val-split", "1.5"}, "--val-split 1.5"},
 		{[]string{"--train-file", "d.jsonl", "--dataset", "org/ds"}, "--train-file and --dataset"},
 		{[]string{"--print-config"}, "--train-file"},
-		{[]string{"--train-file", "d.jsonl", "--method", "bidora", "--val-split", "0"}, "--method bidora needs validation data"},
+		{[]string{"--train-file", "d.jsonl", "--method", "bidora", "--outer-split", "0"}, "--outer-split 0: want a share of the training rows"},
 		{[]string{"--train-file", "d.jsonl", "--targets", "q_proj,foo"}, "--targets foo"},
 		{[]string{"--train-file", "d.jsonl", "--rank", "x"}, "--rank"},
 		{[]string{"--train-file", "d.jsonl", "--no-such-flag"}, "--no-such-flag"},
