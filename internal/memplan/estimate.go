@@ -54,13 +54,15 @@ const (
 	// kept·perLayer ≤ this budget. It is memory a checkpointed step really holds,
 	// up to 512 MiB. TestKeptActivationsBudget pins the value.
 	KeptActivationsBudget = 512 << 20
-	// RuntimeOverhead covers what does not scale with the model shape: the Go
-	// runtime and GC headroom, per-thread GEMM and attention tiles, the
+	// RuntimeOverhead covers what the buffers above do not: the Go runtime and
+	// GC headroom, per-thread GEMM and attention tiles, quantisation scratch, the
 	// tokenizer's tables, the dataset's token ids and bookkeeping. bench runs
-	// measure 10–60 MiB above the buffers this package counts (tools/memcheck);
-	// 128 MiB leaves room for train's tokenizer and dataset, which bench lacks.
+	// measure 33–197 MiB above the counted buffers (tools/memcheck), more with
+	// more tokens (about 40 MiB per 1024 tokens at Qwen2.5-0.5B's shape) and with
+	// NF4; 128 MiB puts every measured run within 0.98–1.06× of its peak RSS.
 	// It was 256 MiB while the estimate did not count the kept activations and
-	// overcounted the logits; with those right it made small runs 10% high.
+	// charged 2×1024 tokens of logits; with those right it made small runs ~10%
+	// high.
 	RuntimeOverhead = 128 << 20
 )
 

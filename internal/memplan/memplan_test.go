@@ -242,3 +242,42 @@ func ExampleAutoAdjust() {
 	fmt.Println(p.Quant, p.BatchSize, p.GradAccum, p.SeqLen, p.Fits)
 	// Output: nf4 2 8 2048 true
 }
+
+// TestMeasuredPeakRSS keeps the estimate within 15% of the peak RSS `bidora bench`
+// measured for these runs (LoRA r=8 on all-linear, AdamW, one warm-up and one timed
+// step; go run ./tools/memcheck, recorded in docs/benchmarks.md, "Memory estimate
+// vs measured peak RSS"). If the model's memory changes, measure again and update
+// both.
+func TestMeasuredPeakRSS(t *testing.T) {
+	cases := []struct {
+		preset      string
+		quant       Quant
+		method      string
+		batch, seq  int
+		noCkpt      bool
+		measuredMiB float64
+	}{
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 256, false, 1668},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 512, false, 1795},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 1024, false, 1904},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 2048, false, 2188},
+		{"qwen2.5-0.5b", QuantNone, "lora", 4, 512, false, 2188},
+		{"qwen2.5-0.5b", QuantNF4, "lora", 1, 512, false, 1310},
+		{"qwen2.5-0.5b", QuantNF4, "lora", 1, 2048, false, 1728},
+		{"qwen2.5-0.5b", QuantNone, "dora", 1, 512, false, 1851},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 512, true, 2176},
+		{"llama-3.2-1b", QuantNone, "lora", 1, 512, false, 3358},
+		{"qwen2.5-1.5b", QuantNone, "lora", 1, 1024, false, 4187},
+		{"qwen2.5-3b", QuantNF4, "lora", 1, 512, false, 3267},
+	}
+	for _, c := range cases {
+		e := Compute(find(t, c.preset), Settings{Quant: c.quant, Method: c.method, Rank: 8,
+			Targets: []string{"all-linear"}, Optimizer: "adamw", BatchSize: c.batch, SeqLen: c.seq,
+			GradCheckpointing: !c.noCkpt})
+		ratio := float64(e.Total) / (1 << 20) / c.measuredMiB
+		if ratio < 0.85 || ratio > 1.15 {
+			t.Errorf("%s %s %s %d×%d no-ckpt=%v: estimate %s is %.2f× the measured %.0f MiB",
+				c.preset, c.quant, c.method, c.batch, c.seq, c.noCkpt, FormatBytes(e.Total), ratio, c.measuredMiB)
+		}
+	}
+}
