@@ -52,7 +52,8 @@ const (
 	// checkpointing the layers below the last keep their whole activations
 	// through the backward, instead of having them recomputed, while
 	// kept·perLayer ≤ this budget. It is memory a checkpointed step really holds,
-	// up to 512 MiB. TestKeptActivationsBudget pins the value.
+	// up to 512 MiB. TestConstants pins the value and TestConstantsMatchModel
+	// compares it with the model's.
 	KeptActivationsBudget = 512 << 20
 	// RuntimeOverhead covers what the buffers above do not: the Go runtime and
 	// GC headroom, per-thread GEMM and attention tiles, quantisation scratch, the
