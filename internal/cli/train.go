@@ -180,7 +180,7 @@ func planRequest(cfg *config.Train, o config.Origins) memplan.Request {
 		Settings: memplan.Settings{
 			Quant: memplan.Quant(cfg.Quantization), Method: cfg.Method, Rank: cfg.Rank,
 			Targets: cfg.Targets, Optimizer: cfg.Optimizer, BatchSize: cfg.BatchSize,
-			SeqLen: cfg.MaxSeqLen, GradCheckpointing: cfg.GradCheckpointing,
+			SeqLen: cfg.MaxSeqLen, GradCheckpointing: cfg.GradCheckpointing, Dropout: cfg.Dropout,
 		},
 		GradAccum: cfg.GradAccum,
 		Fixed: memplan.Fixed{

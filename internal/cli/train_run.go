@@ -295,7 +295,7 @@ func (r *trainRun) loadModel(ctx context.Context, stdio *IO) error {
 	}
 	kind := resolveAutoQuant(ctx, stdio.Err, q, r.mc, memplan.Settings{Method: cfg.Method, Rank: cfg.Rank,
 		Targets: cfg.Targets, Optimizer: cfg.Optimizer, BatchSize: cfg.BatchSize, SeqLen: cfg.MaxSeqLen,
-		GradCheckpointing: cfg.GradCheckpointing}, cfg.Output)
+		GradCheckpointing: cfg.GradCheckpointing, Dropout: cfg.Dropout}, cfg.Output)
 	m, err := loadQuantModel(stdio.Err, r.dir, kind, model.Options{NoCheckpointing: !cfg.GradCheckpointing, Seed: uint64(cfg.Seed), Name: cfg.Model})
 	if err != nil {
 		return fmt.Errorf("loading model %s: %w", cfg.Model, err)
