@@ -151,7 +151,20 @@ func ApplyYAML(fs *pflag.FlagSet, data []byte, filename string, o Origins) error
 				if it.Kind != yaml.ScalarNode || isNull(it) {
 					return &Error{Where: where, Msg: "list items must be plain values"}
 				}
+				if it.Value == "" || strings.Contains(it.Value, ",") {
+					return &Error{Where: where, Value: fmt.Sprintf("%q", it.Value), Msg: "list items must be non-empty single values (no commas); " + describe(fl)}
+				}
 				items = append(items, it.Value)
+			}
+			// Set item by item: joining with commas would let pflag's CSV parsing
+			// split or refuse them anew.
+			if sv, ok := fl.Value.(pflag.SliceValue); ok {
+				if err := sv.Replace(items); err != nil {
+					return &Error{Where: where, Value: fmt.Sprintf("%q", items), Msg: describe(fl)}
+				}
+				fl.Changed = true
+				o[name] = where
+				continue
 			}
 			val = strings.Join(items, ",")
 		default:
