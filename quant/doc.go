@@ -1,5 +1,5 @@
-// Package quant holds frozen weight matrices in quantised form — NF4 exactly as
-// bitsandbytes stores it (QLoRA), and INT8 with one scale per row — together with the
+// Package quant holds frozen weight matrices in quantised form — NF4 in bitsandbytes'
+// storage layout (QLoRA), and weight-only INT8 with one scale per row — together with the
 // GEMMs that use them without ever materialising a full-precision copy.
 //
 // A weight is an [Rows, Cols] matrix (out × in features, row-major, as in HF
@@ -14,13 +14,20 @@
 // and every value coded by the nearest of the 16 NormalFloat levels (NF4Code), two codes
 // per byte with the first in the high nibble. Double quantisation codes the per-block
 // absmax values again, minus their mean, with bitsandbytes' signed 8-bit dynamic map in
-// blocks of 256. The bytes are identical to bitsandbytes' (tested against goldens
-// written by tools/reference/bnb_nf4.py), so checkpoints saved by bitsandbytes
-// (`*-bnb-4bit` repos) load as they are (LoadBnb4bit) and ours can be saved in its
-// format (NF4.Tensors).
+// blocks of 256. The bytes are tested equal to those of tools/reference/bnb_nf4.py, a
+// port of bitsandbytes' reference quantiser written for this repository (the tests do
+// not run bitsandbytes itself); all-zero blocks, a block with a single non-zero value,
+// the last partial block and non-finite input are tested here directly. Checkpoints
+// saved by bitsandbytes (`*-bnb-4bit` repos) load as they are (LoadBnb4bit) and ours
+// can be saved in its format (NF4.Tensors).
 //
-// INT8 stores q = round(W/scale) (half to even, as torch.round) with per output row
-// scale = max|row|/127.
+// INT8 is weight-only: q = round(W/scale) (half to even, as torch.round) with per
+// output row scale = max|row|/127 (absmax), dequantised into f32 tiles inside the GEMM.
+// It is not bitsandbytes' LLM.int8: activations stay f32 and there is no outlier
+// decomposition.
+//
+// A NaN or ±Inf in a weight is refused with a *NonFiniteError (naming the tensor when
+// it comes from QuantizeTensor).
 //
 // Quantising while loading (QuantizeTensor) reads a bf16/f16/f32 tensor from a
 // safetensors.Source chunk by chunk, so the full-precision weight is never copied.

@@ -40,7 +40,8 @@ func (w *Int8) Validate() error {
 	return nil
 }
 
-// QuantizeInt8 quantises a row-major [rows, cols] f32 matrix.
+// QuantizeInt8 quantises a row-major [rows, cols] f32 matrix; a NaN or ±Inf is refused
+// with a *NonFiniteError.
 func QuantizeInt8(w []float32, rows, cols int) (*Int8, error) {
 	if len(w) != rows*cols {
 		return nil, fmt.Errorf("int8: %d values for shape [%d, %d]", len(w), rows, cols)
@@ -60,12 +61,19 @@ func quantizeInt8(rows, cols int, read func(dst []float32, start int)) (*Int8, e
 		buf := make([]float32, cols)
 		for r := lo; r < hi; r++ {
 			read(buf, r*cols)
-			w.Scale[r], errs[r] = quantizeInt8Row(w.Data[r*cols:(r+1)*cols], buf)
+			var err error
+			if w.Scale[r], err = quantizeInt8Row(w.Data[r*cols:(r+1)*cols], buf); err != nil {
+				if nf := nonFinite(KindInt8, buf, r*cols, cols); nf != nil {
+					errs[r] = nf
+				} else {
+					errs[r] = fmt.Errorf("int8: row %d: %w", r, err)
+				}
+			}
 		}
 	})
-	for r, err := range errs {
+	for _, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("int8: row %d: %w", r, err)
+			return nil, err
 		}
 	}
 	return w, nil

@@ -190,7 +190,8 @@ func (w *NF4) Validate() error {
 	return nil
 }
 
-// QuantizeNF4 quantises a row-major [rows, cols] f32 matrix.
+// QuantizeNF4 quantises a row-major [rows, cols] f32 matrix; a NaN or ±Inf is refused
+// with a *NonFiniteError.
 func QuantizeNF4(w []float32, rows, cols int, opt NF4Options) (*NF4, error) {
 	if len(w) != rows*cols {
 		return nil, fmt.Errorf("nf4: %d values for shape [%d, %d]", len(w), rows, cols)
@@ -198,7 +199,8 @@ func QuantizeNF4(w []float32, rows, cols int, opt NF4Options) (*NF4, error) {
 	return quantizeNF4(rows, cols, "float32", opt, func(dst []float32, start int) { copy(dst, w[start:]) })
 }
 
-// QuantizeNF4BF16 quantises a row-major [rows, cols] bf16 matrix (raw bits).
+// QuantizeNF4BF16 quantises a row-major [rows, cols] bf16 matrix (raw bits); a NaN or
+// ±Inf is refused with a *NonFiniteError.
 func QuantizeNF4BF16(w []uint16, rows, cols int, opt NF4Options) (*NF4, error) {
 	if len(w) != rows*cols {
 		return nil, fmt.Errorf("nf4: %d values for shape [%d, %d]", len(w), rows, cols)
@@ -233,9 +235,12 @@ func quantizeNF4(rows, cols int, dtype string, opt NF4Options, read func(dst []f
 			start := c * chunk
 			vals := buf[:min(chunk, n-start)]
 			read(vals, start)
-			errs[c] = quantizeNF4Chunk(w.Data[start/2:], w.Absmax[start/bs:], vals, bs)
-			if errs[c] != nil {
-				errs[c] = fmt.Errorf("nf4: value %d..%d: %w", start, start+len(vals), errs[c])
+			if err := quantizeNF4Chunk(w.Data[start/2:], w.Absmax[start/bs:], vals, bs); err != nil {
+				if nf := nonFinite(KindNF4, vals, start, cols); nf != nil {
+					errs[c] = nf
+				} else {
+					errs[c] = fmt.Errorf("nf4: value %d..%d: %w", start, start+len(vals), err)
+				}
 			}
 		}
 	})

@@ -2,6 +2,7 @@ package quant
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -12,7 +13,8 @@ import (
 // kind (KindNF4 or KindInt8) while reading it: the raw bytes are a view of the mapped
 // file and are converted to f32 a chunk at a time (16 Ki values per worker for NF4, one
 // row for INT8), so no full-precision copy of the weight is ever made. A tensor of more
-// than two dimensions is treated as [prod(shape[:-1]), shape[-1]].
+// than two dimensions is treated as [prod(shape[:-1]), shape[-1]]. A NaN or ±Inf is
+// refused with a *NonFiniteError naming the tensor.
 func QuantizeTensor(src safetensors.Source, name string, kind Kind, opt NF4Options) (Matrix, error) {
 	info, ok := src.Info(name)
 	if !ok {
@@ -38,6 +40,11 @@ func QuantizeTensor(src safetensors.Source, name string, kind Kind, opt NF4Optio
 		m, err = quantizeInt8(rows, cols, read)
 	default:
 		return nil, fmt.Errorf("quantizing %s: kind %q is not a quantised format", name, kind)
+	}
+	var nf *NonFiniteError
+	if errors.As(err, &nf) {
+		nf.Tensor = name // its message names the tensor
+		return nil, nf
 	}
 	if err != nil {
 		return nil, fmt.Errorf("quantizing %s: %w", name, err)
