@@ -16,8 +16,10 @@ import (
 )
 
 // Load builds the model of a HuggingFace directory (config.json and model.safetensors
-// or a sharded index). Frozen weights are views of the memory-mapped files when their
-// dtype matches the held precision; call Close to release the mapping. With
+// or a sharded index). Frozen weights are held as Options.BaseDType says, by default
+// as stored (f32 stays f32, bf16 stays bf16, f16 becomes bf16), and are views of the
+// memory-mapped files when their dtype matches the held one; call Close to release
+// the mapping. With
 // Options.Quant the projections are quantised tensor by tensor while loading; a
 // checkpoint saved by bitsandbytes in 4-bit form is loaded as stored (PreQuantized).
 func Load(dir string, opts Options) (*Model, error) {
@@ -69,6 +71,10 @@ func (m *Model) loadWeights(src safetensors.Source) error {
 	if err != nil {
 		return err
 	}
+	base, err := m.opts.baseDType(src)
+	if err != nil {
+		return err
+	}
 	// Before reading gigabytes: every tensor of the checkpoint must be one this
 	// config uses, so that a config.json that disagrees with the weights (fewer
 	// layers, no biases, …) is an error rather than a silently different model.
@@ -100,7 +106,7 @@ func (m *Model) loadWeights(src safetensors.Source) error {
 		if err != nil {
 			return nil, err
 		}
-		if m.opts.F32Weights {
+		if base == BaseF32 {
 			v, err := src.Float32(name)
 			if err != nil {
 				return nil, err
@@ -349,10 +355,14 @@ func New(cfg *modelcfg.Config, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	base, err := opts.baseDType(nil)
+	if err != nil {
+		return nil, err
+	}
 	seed := opts.Seed
 	matrix := func(rows, cols int) *nn.Weight {
 		seed++
-		if opts.F32Weights {
+		if base == BaseF32 {
 			v := make([]float32, rows*cols)
 			fillRandom(v, nil, seed)
 			return &nn.Weight{Rows: rows, Cols: cols, F32: v}

@@ -50,8 +50,14 @@ type Options struct {
 	// Name is how the user named the base model (a hub id or a path); saved adapters
 	// record it as base_model_name_or_path.
 	Name string
-	// F32Weights keeps the frozen weights in f32 (twice the memory of bf16).
+	// F32Weights keeps the frozen weights in f32 (twice the memory of bf16); it is
+	// BaseDType f32 and conflicts with BaseDType bf16.
 	F32Weights bool
+	// BaseDType is how Load holds the frozen weights that are not quantised
+	// (embeddings, LM head, and the projections without Quant): "" or BaseAuto as
+	// stored (f32 stays f32, bf16 stays bf16, f16 becomes bf16), BaseBF16 or
+	// BaseF32. New, which reads nothing, draws bf16 weights unless it is BaseF32.
+	BaseDType BaseDType
 	// NoCheckpointing keeps every layer's activations instead of recomputing them in
 	// the backward (faster, much more memory).
 	NoCheckpointing bool
