@@ -1,8 +1,9 @@
 // Command bidora-compare builds the small OpenSCAD data set of docs/bidora.md from
 // Debian's openscad-testing-data (/usr/share/openscad): the .scad files of 500 to
-// 3000 bytes, sorted by path, shuffled with a fixed seed, cut into a training set, an
-// outer split of it (for BiDoRA's magnitudes) and a held-out test set, written as
-// {"text": …} JSONL rows. compare.sh runs the comparison on them.
+// 3000 bytes, sorted by path, shuffled with a fixed seed, cut into a training set and a
+// held-out test set, written as {"text": …} JSONL rows (train.jsonl, test.jsonl).
+// compare.sh runs the comparison on them; BiDoRA carves its outer (magnitude) split out
+// of train.jsonl itself (--outer-split, seeded by --seed).
 package main
 
 import (
@@ -21,17 +22,16 @@ func main() {
 	root := flag.String("root", "/usr/share/openscad", "where the .scad files are")
 	out := flag.String("out", "data", "output directory")
 	nTrain := flag.Int("train", 40, "training rows")
-	nOuter := flag.Int("outer", 8, "of which BiDoRA's outer split")
 	nTest := flag.Int("test", 40, "held-out rows")
 	seed := flag.Uint64("seed", 1, "shuffle seed")
 	flag.Parse()
-	if err := run(*root, *out, *nTrain, *nOuter, *nTest, *seed); err != nil {
+	if err := run(*root, *out, *nTrain, *nTest, *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "bidora-compare:", err)
 		os.Exit(1)
 	}
 }
 
-func run(root, out string, nTrain, nOuter, nTest int, seed uint64) error {
+func run(root, out string, nTrain, nTest int, seed uint64) error {
 	var files []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".scad") {
@@ -76,7 +76,7 @@ func run(root, out string, nTrain, nOuter, nTest int, seed uint64) error {
 	for _, w := range []struct {
 		name  string
 		paths []string
-	}{{"train.jsonl", train}, {"inner.jsonl", train[:nTrain-nOuter]}, {"outer.jsonl", train[nTrain-nOuter:]}, {"test.jsonl", test}} {
+	}{{"train.jsonl", train}, {"test.jsonl", test}} {
 		if err := write(w.name, w.paths); err != nil {
 			return err
 		}
