@@ -153,10 +153,10 @@ func (p *Plan) pickQuant(cfg *modelcfg.Config, s Settings) Quant {
 		sh := share(w, p.BudgetBytes)
 		name := string(q)
 		if q == QuantNone {
-			name = "bf16"
+			name = baseName(s.BaseDType)
 		}
 		if sh <= WeightShareLimit*100 && e.Total <= p.BudgetBytes {
-			p.reason("quantization %s: frozen weights %s = %.0f%% of the budget (limit %.0f%%)", describe(q), FormatBytes(w), sh, WeightShareLimit*100)
+			p.reason("quantization %s: frozen weights %s = %.0f%% of the budget (limit %.0f%%)", describe(q, s.BaseDType), FormatBytes(w), sh, WeightShareLimit*100)
 			return q
 		}
 		if q != QuantNF4 {
@@ -168,11 +168,18 @@ func (p *Plan) pickQuant(cfg *modelcfg.Config, s Settings) Quant {
 	return QuantNF4
 }
 
-func describe(q Quant) string {
+func describe(q Quant, base string) string {
 	if q == QuantNone {
-		return "none (bf16 weights)"
+		return "none (" + baseName(base) + " weights)"
 	}
 	return string(q)
+}
+
+func baseName(base string) string {
+	if base == BaseF32 {
+		return BaseF32
+	}
+	return BaseBF16
 }
 
 func share(n, budget int64) float64 {

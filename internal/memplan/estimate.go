@@ -26,7 +26,7 @@ type Quant string
 
 // Quantisation modes. QuantAuto lets AutoAdjust choose.
 const (
-	QuantNone Quant = "none" // bf16 as stored
+	QuantNone Quant = "none" // as stored: Settings.BaseDType (bf16 or f32)
 	QuantInt8 Quant = "int8" // row-wise absmax 8-bit
 	QuantNF4  Quant = "nf4"  // bitsandbytes NF4, blocks of 64, double-quantised absmax
 	QuantAuto Quant = "auto"
@@ -67,7 +67,23 @@ const (
 	RuntimeOverhead = 128 << 20
 )
 
-// WeightBytes is the memory of one out×in projection matrix held in mode q.
+// Base dtypes of the frozen weights that are not quantised (Settings.BaseDType):
+// the embeddings, the LM head and the projections with QuantNone.
+const (
+	BaseBF16 = "bf16" // 2 B per weight; also what "" means
+	BaseF32  = "f32"  // 4 B per weight: an f32 checkpoint as stored, or --base-dtype f32
+)
+
+// BaseBytes is the size of one weight held in base dtype d (BaseBF16 or BaseF32).
+func BaseBytes(d string) int64 {
+	if d == BaseF32 {
+		return BytesF32
+	}
+	return BytesBF16
+}
+
+// WeightBytes is the memory of one out×in projection matrix held in mode q, with
+// a bf16 base (ProjectionBytes for an f32 one).
 //
 //   - none: 2 B per weight (bf16).
 //   - int8: 1 B per weight + one f32 absmax scale per output row.
@@ -86,9 +102,21 @@ func WeightBytes(out, in int, q Quant) int64 {
 	}
 }
 
+// ProjectionBytes is WeightBytes for a base held in base dtype d: with QuantNone
+// the matrix takes BaseBytes(d) per weight; quantised, the base dtype does not matter.
+func ProjectionBytes(out, in int, q Quant, d string) int64 {
+	if q == QuantInt8 || q == QuantNF4 {
+		return WeightBytes(out, in, q)
+	}
+	return int64(out) * int64(in) * BaseBytes(d)
+}
+
 // Settings are the training choices that change memory.
 type Settings struct {
 	Quant Quant
+	// BaseDType is how the frozen weights that are not quantised are held:
+	// BaseBF16 ("" too) or BaseF32.
+	BaseDType string
 	// Method is "lora", "dora" or "bidora".
 	Method string
 	Rank   int
@@ -108,7 +136,8 @@ type Settings struct {
 type Estimate struct {
 	// Weights is the frozen projections in their quantised form plus biases.
 	Weights int64 `json:"weights"`
-	// Embeddings is embed_tokens, lm_head (when untied) and the RMSNorm weights, kept bf16.
+	// Embeddings is embed_tokens and lm_head (when untied), in Settings.BaseDType,
+	// and the RMSNorm weights.
 	Embeddings int64 `json:"embeddings"`
 	// Adapter is adapter parameters, their gradients and the optimiser state.
 	Adapter int64 `json:"adapter"`
@@ -172,18 +201,19 @@ func Compute(cfg *modelcfg.Config, s Settings) Estimate {
 	nq := int64(cfg.NumAttentionHeads * cfg.HeadDim)
 	nkv := int64(cfg.NumKeyValueHeads * cfg.HeadDim)
 
-	// Frozen projections, quantised; q/k/v biases (Qwen2) stay bf16.
+	// Frozen projections, quantised or in the base dtype; q/k/v biases (Qwen2) stay bf16.
 	for _, p := range modelcfg.Projections {
 		out, in, _ := cfg.ProjShape(p)
-		e.Weights += WeightBytes(out, in, s.Quant) * L
+		e.Weights += ProjectionBytes(out, in, s.Quant, s.BaseDType) * L
 	}
 	if cfg.QKVBias() {
 		e.Weights += (nq + 2*nkv) * BytesBF16 * L
 	}
-	// Embeddings, lm_head and norms are never quantised (as in bitsandbytes).
-	e.Embeddings = V * h * BytesBF16
+	// Embeddings, lm_head and norms are never quantised (as in bitsandbytes); the
+	// embeddings and lm_head are held in the base dtype.
+	e.Embeddings = V * h * BaseBytes(s.BaseDType)
 	if !cfg.TieWordEmbeddings {
-		e.Embeddings += V * h * BytesBF16
+		e.Embeddings += V * h * BaseBytes(s.BaseDType)
 	}
 	e.Embeddings += (2*L + 1) * h * BytesBF16
 
