@@ -114,7 +114,7 @@ type Field struct {
 func (t *Train) fields() []Field {
 	return []Field{
 		{"model", "Model", "base model: HF repo id, local directory or catalog preset (see list-models)", nil, &t.Model, DefaultModel},
-		{"quantization", "Model", "frozen base weights: auto (chosen from memory), nf4, int8 or none (bf16)", Quantizations, &t.Quantization, "auto"},
+		{"quantization", "Model", "frozen projection weights: auto (chosen from memory), nf4 (4-bit NormalFloat, QLoRA), int8 (weight-only, per-row absmax; not LLM.int8) or none (not quantised)", Quantizations, &t.Quantization, "auto"},
 
 		{"method", "Adapter", "adapter: lora, dora or bidora", Methods, &t.Method, "lora"},
 		{"rank", "Adapter", "adapter rank r", nil, &t.Rank, 8},

@@ -72,7 +72,7 @@ bf16; auto picks what this machine's memory calls for, as train does.`,
 	f.Float64Var(&opts.Alpha, "alpha", 16, "adapter alpha")
 	f.StringVar(&opts.Targets, "targets", "all-linear", "comma-separated projections or all-linear")
 	f.StringVar(&opts.Method, "method", "lora", "lora or dora")
-	f.StringVar(&opts.Quantization, "quantization", "none", "frozen projection weights: none (bf16), nf4 (4-bit, QLoRA), int8 or auto (chosen from memory)")
+	f.StringVar(&opts.Quantization, "quantization", "none", "frozen projection weights: none (bf16), nf4 (4-bit NormalFloat, QLoRA), int8 (weight-only, per-row absmax; not LLM.int8) or auto (chosen from memory)")
 	f.IntVar(&opts.Threads, "threads", 0, "worker threads (0 = all cores)")
 	f.BoolVar(&opts.NoCheckpoint, "no-grad-checkpointing", false, "keep all activations instead of recomputing them")
 	f.BoolVar(&opts.F32Weights, "f32-weights", false, "hold the frozen weights in f32 instead of bf16")

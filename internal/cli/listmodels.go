@@ -23,10 +23,13 @@ func newListModelsCmd(stdio *IO) *cobra.Command {
 		Use:   "list-models",
 		Short: "List recommended base models with their size and memory needs",
 		Long: `List the base models bidora recommends, with architecture, parameter count, context
-length and the estimated training memory with NF4, INT8 and BF16 base weights at the default
-settings (LoRA r=8 on q,k,v,o; batch 4; max-seq-len 2048; gradient checkpointing). The last
-column says whether the model fits this machine and with which settings auto-adjust would run it.
-The PRESET names work wherever a model is expected (--model, bench --preset).`,
+length and the estimated training memory (GiB) with NF4, INT8 and BF16 base weights at the
+default settings (LoRA r=8 on q,k,v,o; batch 4; max-seq-len 2048; gradient checkpointing).
+The last column says whether the model fits this machine and with which settings
+auto-adjust would run it ("none": not quantised).
+The PRESET names work wherever a model is expected (--model, bench --preset).
+
+` + quantLegend,
 		Example: `  bidora list-models
   bidora list-models --json | jq -r '.[] | select(.fits) | .id'
   bidora train --model qwen2.5-coder-1.5b --train-file data.jsonl --print-config`,
@@ -96,8 +99,16 @@ func runListModels(ctx context.Context, stdio *IO, opts *listModelsOptions) erro
 		return err
 	}
 	fmt.Fprintf(stdio.Out, "\nMemory: estimated training peak at the defaults (LoRA r=8 q,k,v,o, batch 4, max-seq-len 2048).\n"+
-		"Fits here: within %.0f%% of %s usable RAM.\n", memplan.BudgetFraction*100, memplan.FormatBytes(machine.RAMBytes))
+		"Fits here: within %.0f%% of %s usable RAM (\"none\": not quantised).\n%s\n",
+		memplan.BudgetFraction*100, memplan.FormatBytes(machine.RAMBytes), quantLegend)
 	return nil
 }
 
-func gib(n int64) string { return fmt.Sprintf("%.1f GB", float64(n)/(1<<30)) }
+// quantLegend says what the NF4, INT8 and BF16 columns hold.
+const quantLegend = `NF4:  the projections in bitsandbytes' 4-bit NormalFloat layout (blocks of 64,
+      double-quantised scales), as QLoRA.
+INT8: weight-only int8, one absmax scale per output row (max|row|/127); activations
+      stay f32. Not bitsandbytes' LLM.int8 (no int8 matmul, no outlier decomposition).
+BF16: the projections in bf16. Embeddings, LM head and norms are never quantised.`
+
+func gib(n int64) string { return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30)) }

@@ -70,3 +70,36 @@ func TestListModelsJSON(t *testing.T) {
 		t.Errorf("first row %+v", rows[0])
 	}
 }
+
+// The memory columns are GiB and the legend says what INT8 is: weight-only per-row
+// absmax, not bitsandbytes' LLM.int8; --help says the same.
+func TestListModelsLegend(t *testing.T) {
+	fakeHardware(t, 22)
+	code, out, stderr := run(t, "list-models")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{" GiB ", "INT8: weight-only int8, one absmax scale per output row", "Not bitsandbytes' LLM.int8", "no outlier decomposition"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, " GB ") {
+		t.Errorf("memory printed as GB (it is GiB):\n%s", out)
+	}
+	_, help, _ := run(t, "list-models", "--help")
+	if !strings.Contains(help, "weight-only int8") || !strings.Contains(help, "LLM.int8") {
+		t.Errorf("--help does not describe INT8:\n%s", help)
+	}
+}
+
+// Every --help that offers --quantization int8 says it is weight-only per-row absmax,
+// not LLM.int8.
+func TestHelpDescribesInt8(t *testing.T) {
+	for _, cmd := range [][]string{{"train", "--help"}, {"eval", "--help"}, {"generate", "--help"}, {"bench", "--help"}, {"--help"}} {
+		_, help, _ := run(t, cmd...)
+		if !strings.Contains(help, "weight-only") || !strings.Contains(help, "LLM.int8") {
+			t.Errorf("bidora %s does not say INT8 is weight-only, not LLM.int8:\n%s", strings.Join(cmd, " "), help)
+		}
+	}
+}

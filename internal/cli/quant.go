@@ -13,7 +13,7 @@ import (
 )
 
 // quantUsage is the help text of --quantization on eval and bench.
-const quantUsage = "frozen projection weights: auto (chosen from memory), nf4 (4-bit, QLoRA), int8 or none (stored precision)"
+const quantUsage = "frozen projection weights: auto (chosen from memory), nf4 (4-bit NormalFloat, QLoRA), int8 (weight-only, per-row absmax; not LLM.int8) or none (not quantised)"
 
 // parseQuantFlag checks a --quantization value; "auto" is returned as "auto" for
 // resolveAutoQuant.

@@ -55,7 +55,8 @@ func NewRootCmd(stdio *IO) *cobra.Command {
 		Use:   "bidora",
 		Short: "Fine-tune open LLMs with LoRA, rsLoRA, DoRA and BiDoRA adapters",
 		Long: `bidora fine-tunes decoder-only LLMs (Llama, Qwen2/2.5, Mistral; HuggingFace format)
-with parameter-efficient adapters on a frozen base held in bf16, 8-bit or 4-bit NF4.
+with parameter-efficient adapters on a frozen base held unquantised (bf16/f32), in
+weight-only INT8 (per-row absmax; not bitsandbytes' LLM.int8) or in 4-bit NF4.
 It writes PEFT adapters and merged safetensors models. One binary, no Python.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
