@@ -67,7 +67,7 @@ func TestDefaultsWhenAbsent(t *testing.T) {
 		typ    string
 		maxPos int
 	}{{"llama", 2048}, {"qwen2", 32768}, {"mistral", 131072}} {
-		got, err := Parse([]byte(`{"model_type":"` + c.typ + `","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":10}`))
+		got, err := Parse([]byte(`{"model_type":"` + c.typ + `","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":10}`))
 		if err != nil {
 			t.Fatal(err)
 		}

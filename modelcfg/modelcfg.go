@@ -4,6 +4,7 @@ package modelcfg
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -52,12 +53,52 @@ type Config struct {
 	BOSTokenID            *int         `json:"bos_token_id"`
 	// EOSTokenIDs holds eos_token_id, which HF allows to be an int or a list.
 	EOSTokenIDs []int `json:"-"`
-	// SlidingWindow is Mistral's attention window (0 = full attention).
+	// SlidingWindow is the attention window W of the layers that slide (0 = full
+	// attention everywhere): query i sees keys j with i − W < j ≤ i. Mistral slides
+	// in every layer; Qwen2 only with use_sliding_window, in the layers LayerTypes
+	// names.
 	SlidingWindow int `json:"-"`
+	// LayerTypes is "full_attention" or "sliding_attention" per layer (Qwen2's
+	// layer_types, derived from max_window_layers when absent); nil means every
+	// layer slides when SlidingWindow > 0.
+	LayerTypes []string `json:"-"`
 }
 
-// QKVBias reports whether the q, k and v projections carry a bias (always for Qwen2).
-func (c *Config) QKVBias() bool { return c.ModelType == "qwen2" || c.AttentionBias }
+// QKVBias reports whether the q, k and v projections carry a bias: always for
+// Qwen2, never for Mistral, attention_bias for Llama (as transformers builds them;
+// Qwen2 and Mistral ignore attention_bias).
+func (c *Config) QKVBias() bool {
+	switch c.ModelType {
+	case "qwen2":
+		return true
+	case "mistral":
+		return false
+	}
+	return c.AttentionBias
+}
+
+// OBias reports whether o_proj carries a bias: only a Llama with attention_bias.
+func (c *Config) OBias() bool { return c.ModelType == "llama" && c.AttentionBias }
+
+// MLPBiases reports whether gate_proj, up_proj and down_proj carry biases: only a
+// Llama with mlp_bias.
+func (c *Config) MLPBiases() bool { return c.ModelType == "llama" && c.MLPBias }
+
+// Window is the attention window of layer l (0 = full attention).
+func (c *Config) Window(l int) int {
+	if c.SlidingWindow <= 0 {
+		return 0
+	}
+	if c.LayerTypes != nil && (l < 0 || l >= len(c.LayerTypes) || c.LayerTypes[l] != slidingAttention) {
+		return 0
+	}
+	return c.SlidingWindow
+}
+
+const (
+	fullAttention    = "full_attention"
+	slidingAttention = "sliding_attention"
+)
 
 // FieldError is a config.json field with a value bidora cannot use. Msg names
 // the field and says what is allowed.
@@ -107,18 +148,50 @@ func Load(dir string) (*Config, error) {
 	return c, nil
 }
 
-// Parse decodes and validates config.json content, filling HF defaults for
-// the fields it leaves out (a field given as 0 or negative is an error, not a
-// request for the default).
+// defaultKVHeads is num_key_value_heads when config.json leaves the field out
+// (transformers' class defaults; an explicit null means num_attention_heads).
+var defaultKVHeads = map[string]int{"qwen2": 32, "mistral": 8}
+
+// Transformers' defaults for Mistral's sliding_window and Qwen2's sliding_window
+// and max_window_layers when config.json leaves them out.
+const (
+	defaultSlidingWindow   = 4096
+	defaultMaxWindowLayers = 28
+)
+
+// ropeParams is a rope_scaling or rope_parameters block (transformers 5 writes
+// rope_parameters, with rope_theta inside).
+type ropeParams struct {
+	RopeScaling
+	RopeTheta           *float64 `json:"rope_theta"`
+	PartialRotaryFactor *float64 `json:"partial_rotary_factor"`
+}
+
+func (p *ropeParams) empty() bool {
+	return p == nil || (p.RopeScaling == RopeScaling{} && p.RopeTheta == nil && p.PartialRotaryFactor == nil)
+}
+
+// Parse decodes and validates config.json content as transformers' LlamaConfig,
+// Qwen2Config and MistralConfig read it, filling their defaults for the fields it
+// leaves out (a field given as 0 or negative is an error, not a request for the
+// default). Fields that would build a model bidora does not compute are refused
+// with a *FieldError naming them.
 func Parse(data []byte) (*Config, error) {
 	var raw struct {
 		Config
-		EOS              json.RawMessage `json:"eos_token_id"`
-		SlidingWindow    *int            `json:"sliding_window"`
-		UseSlidingWindow *bool           `json:"use_sliding_window"`
-		RMSNormEps       *float64        `json:"rms_norm_eps"`
-		RopeTheta        *float64        `json:"rope_theta"`
-		MaxPositions     *int            `json:"max_position_embeddings"`
+		EOS                 json.RawMessage `json:"eos_token_id"`
+		NumKVHeads          json.RawMessage `json:"num_key_value_heads"`
+		SlidingWindow       json.RawMessage `json:"sliding_window"`
+		UseSlidingWindow    *bool           `json:"use_sliding_window"`
+		MaxWindowLayers     *int            `json:"max_window_layers"`
+		LayerTypes          []string        `json:"layer_types"`
+		RMSNormEps          *float64        `json:"rms_norm_eps"`
+		RopeTheta           *float64        `json:"rope_theta"`
+		RopeScaling         *ropeParams     `json:"rope_scaling"`
+		RopeParameters      *ropeParams     `json:"rope_parameters"`
+		PartialRotaryFactor *float64        `json:"partial_rotary_factor"`
+		AttentionDropout    *float64        `json:"attention_dropout"`
+		MaxPositions        *int            `json:"max_position_embeddings"`
 	}
 	if err := metafile.CheckObject(data); err != nil {
 		return nil, err
@@ -128,14 +201,6 @@ func Parse(data []byte) (*Config, error) {
 	}
 	c := raw.Config
 	switch {
-	case raw.RopeTheta == nil:
-		c.RopeTheta = 10000
-	case *raw.RopeTheta <= 0:
-		return nil, fieldErr("rope_theta", "rope_theta must be a positive number, got %g", *raw.RopeTheta)
-	default:
-		c.RopeTheta = *raw.RopeTheta
-	}
-	switch {
 	case raw.MaxPositions == nil:
 		c.MaxPositionEmbeddings = defaultMaxPositions[c.ModelType]
 	case *raw.MaxPositions <= 0:
@@ -143,10 +208,17 @@ func Parse(data []byte) (*Config, error) {
 	default:
 		c.MaxPositionEmbeddings = *raw.MaxPositions
 	}
+	ropeField, err := c.parseRope(raw.RopeTheta, raw.RopeScaling, raw.RopeParameters, raw.PartialRotaryFactor)
+	if err != nil {
+		return nil, err
+	}
 	if raw.RMSNormEps != nil {
 		c.RMSNormEps = *raw.RMSNormEps
 	} else {
 		c.RMSNormEps = 1e-6
+	}
+	if d := raw.AttentionDropout; d != nil && *d != 0 {
+		return nil, fieldErr("attention_dropout", "attention_dropout %g is not supported: bidora has no dropout on attention probabilities; want 0", *d)
 	}
 	if len(raw.EOS) > 0 && string(raw.EOS) != "null" {
 		var one int
@@ -156,25 +228,146 @@ func Parse(data []byte) (*Config, error) {
 			return nil, fmt.Errorf("eos_token_id: want an integer or a list of integers, got %s", raw.EOS)
 		}
 	}
-	if raw.SlidingWindow != nil && (c.ModelType == "mistral" || (raw.UseSlidingWindow != nil && *raw.UseSlidingWindow)) {
-		c.SlidingWindow = *raw.SlidingWindow
-	}
-	if c.NumKeyValueHeads == 0 {
+	switch {
+	case len(raw.NumKVHeads) == 0: // absent: the class default
+		if d, ok := defaultKVHeads[c.ModelType]; ok {
+			c.NumKeyValueHeads = d
+		} else {
+			c.NumKeyValueHeads = c.NumAttentionHeads
+		}
+	case string(raw.NumKVHeads) == "null":
 		c.NumKeyValueHeads = c.NumAttentionHeads
+	default:
+		if err := json.Unmarshal(raw.NumKVHeads, &c.NumKeyValueHeads); err != nil {
+			return nil, fieldErr("num_key_value_heads", "num_key_value_heads: want an integer, got %s", raw.NumKVHeads)
+		}
+	}
+	if err := c.parseSlidingWindow(raw.SlidingWindow, raw.UseSlidingWindow, raw.MaxWindowLayers, raw.LayerTypes); err != nil {
+		return nil, err
 	}
 	if c.HeadDim == 0 && c.NumAttentionHeads > 0 {
 		c.HeadDim = c.HiddenSize / c.NumAttentionHeads
 	}
-	if c.HiddenAct == "" {
+	switch c.HiddenAct {
+	case "":
+		c.HiddenAct = "silu"
+	case "swish": // the same function in transformers' ACT2FN
 		c.HiddenAct = "silu"
 	}
-	if c.RopeScaling != nil && c.RopeScaling.Type == "" {
-		c.RopeScaling.Type = c.RopeScaling.LegacyType
+	if c.ModelType != "llama" {
+		// Qwen2 and Mistral build their projections without reading these.
+		c.AttentionBias, c.MLPBias = false, false
 	}
 	if err := c.Validate(); err != nil {
+		var fe *FieldError
+		if ropeField != "rope_scaling" && errors.As(err, &fe) && fe.Field == "rope_scaling" {
+			return nil, fieldErr(ropeField, "%s", strings.Replace(fe.Msg, "rope_scaling", ropeField, 1))
+		}
 		return nil, err
 	}
 	return &c, nil
+}
+
+// parseRope sets RopeTheta and RopeScaling as transformers standardises them:
+// the block is rope_scaling when given (and not empty), else rope_parameters; its
+// rope_theta wins over the top-level one, 10000 when neither is given; its type is
+// rope_type, else type, else "default"; llama3 scaling takes
+// original_max_position_embeddings from max_position_embeddings when absent. It
+// returns the name of the block used for error messages.
+func (c *Config) parseRope(theta *float64, scaling, params *ropeParams, partial *float64) (string, error) {
+	field, p := "rope_scaling", scaling
+	if p.empty() {
+		field, p = "rope_parameters", params
+	}
+	c.RopeTheta, c.RopeScaling = 10000, nil
+	if theta != nil {
+		c.RopeTheta = *theta
+	}
+	if !p.empty() {
+		if p.RopeTheta != nil {
+			c.RopeTheta = *p.RopeTheta
+		}
+		if p.PartialRotaryFactor != nil {
+			partial = p.PartialRotaryFactor
+		}
+		rs := p.RopeScaling
+		if rs.Type == "" {
+			rs.Type = rs.LegacyType
+		}
+		if rs.Type == "" {
+			rs.Type = "default"
+		}
+		if rs.Type == "llama3" && rs.OriginalMaxPositionEmbeddings == 0 {
+			rs.OriginalMaxPositionEmbeddings = c.MaxPositionEmbeddings
+		}
+		if rs != (RopeScaling{Type: "default"}) || field == "rope_scaling" {
+			c.RopeScaling = &rs
+		}
+	}
+	if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
+		return "", fieldErr("rope_theta", "rope_theta must be a positive number, got %g", c.RopeTheta)
+	}
+	if partial != nil && *partial != 1 {
+		return "", fieldErr("partial_rotary_factor", "partial_rotary_factor %g is not supported; bidora rotates the whole head (want 1)", *partial)
+	}
+	return field, nil
+}
+
+// parseSlidingWindow sets SlidingWindow and LayerTypes as transformers builds the
+// attention: Mistral slides in every layer by sliding_window (4096 when absent,
+// full attention when null); Qwen2 only with use_sliding_window true, in the
+// layers layer_types marks "sliding_attention" (by default those from
+// max_window_layers on); Llama has no window.
+func (c *Config) parseSlidingWindow(sw json.RawMessage, use *bool, maxWindowLayers *int, layerTypes []string) error {
+	window := func() error {
+		switch {
+		case len(sw) == 0:
+			c.SlidingWindow = defaultSlidingWindow
+		case string(sw) == "null":
+			c.SlidingWindow = 0
+		default:
+			if err := json.Unmarshal(sw, &c.SlidingWindow); err != nil || c.SlidingWindow <= 0 {
+				return fieldErr("sliding_window", "sliding_window must be a positive integer or null, got %s", sw)
+			}
+		}
+		return nil
+	}
+	switch c.ModelType {
+	case "mistral":
+		return window()
+	case "qwen2":
+		if layerTypes != nil {
+			if len(layerTypes) != c.NumHiddenLayers {
+				return fieldErr("layer_types", "layer_types has %d entries; want one per layer (num_hidden_layers = %d)", len(layerTypes), c.NumHiddenLayers)
+			}
+			for i, t := range layerTypes {
+				if t != fullAttention && t != slidingAttention {
+					return fieldErr("layer_types", "layer_types[%d] is %q; want %q or %q", i, t, fullAttention, slidingAttention)
+				}
+			}
+		}
+		if use == nil || !*use {
+			return nil // transformers sets sliding_window to None
+		}
+		if err := window(); err != nil {
+			return err
+		}
+		if layerTypes == nil {
+			first := defaultMaxWindowLayers
+			if maxWindowLayers != nil {
+				first = *maxWindowLayers
+			}
+			layerTypes = make([]string, max(c.NumHiddenLayers, 0))
+			for i := range layerTypes {
+				layerTypes[i] = fullAttention
+				if i >= first {
+					layerTypes[i] = slidingAttention
+				}
+			}
+		}
+		c.LayerTypes = layerTypes
+	}
+	return nil
 }
 
 // Validate checks that the shape is consistent, of a plausible size (see the
@@ -275,6 +468,12 @@ func (c *Config) ParamCount() float64 {
 	if c.QKVBias() {
 		per += q + 2*kv
 	}
+	if c.OBias() {
+		per += h
+	}
+	if c.MLPBiases() {
+		per += 2*i + h
+	}
 	n := per*l + v*h + h
 	if !c.TieWordEmbeddings {
 		n += v * h
@@ -296,6 +495,12 @@ func (c *Config) NumParams() int64 {
 	}
 	if c.QKVBias() {
 		per += int64((c.NumAttentionHeads + 2*c.NumKeyValueHeads) * c.HeadDim)
+	}
+	if c.OBias() {
+		per += int64(c.HiddenSize)
+	}
+	if c.MLPBiases() {
+		per += 2*int64(c.IntermediateSize) + int64(c.HiddenSize)
 	}
 	per += 2 * int64(c.HiddenSize) // two RMSNorms
 	n := per*int64(c.NumHiddenLayers) + int64(c.VocabSize)*int64(c.HiddenSize) + int64(c.HiddenSize)

@@ -25,7 +25,7 @@ func TestParseErrors(t *testing.T) {
 		{`{"model_type":"gpt2"}`, "supported: llama, qwen2, mistral"},
 		{`{"model_type":"llama","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":3,"vocab_size":10}`, "must divide"},
 		{`{"model_type":"llama","hidden_size":0,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":10}`, "hidden_size must be"},
-		{`{"model_type":"qwen2","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":10,"hidden_act":"gelu"}`, "hidden_act"},
+		{`{"model_type":"qwen2","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":4,"vocab_size":10,"hidden_act":"gelu"}`, "hidden_act"},
 		{`{"model_type":"llama","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":10,"eos_token_id":"x"}`, "eos_token_id"},
 	} {
 		_, err := Parse([]byte(tc.json))

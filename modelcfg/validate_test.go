@@ -87,7 +87,7 @@ func TestSlidingWindow(t *testing.T) {
 	}{
 		{"mistral 7b v0.1", `{"model_type":"mistral",` + base + `,"sliding_window":4096}`, 4096},
 		{"mistral v0.3 null", `{"model_type":"mistral",` + base + `,"sliding_window":null}`, 0},
-		{"mistral absent", `{"model_type":"mistral",` + base + `}`, 0},
+		{"mistral absent: transformers' default", `{"model_type":"mistral",` + base + `}`, 4096},
 		{"qwen2 disabled", `{"model_type":"qwen2",` + base + `,"sliding_window":4096,"use_sliding_window":false}`, 0},
 		{"qwen2 enabled", `{"model_type":"qwen2",` + base + `,"sliding_window":4096,"use_sliding_window":true}`, 4096},
 		{"llama ignores", `{"model_type":"llama",` + base + `,"sliding_window":4096}`, 0},
@@ -140,7 +140,7 @@ func TestValidationErrors(t *testing.T) {
 		{"llama3 factor", map[string]any{"rope_scaling": llama3(0, 1, 4, 8192)}, "rope_scaling llama3 needs"},
 		{"llama3 low", map[string]any{"rope_scaling": llama3(8, 0, 4, 8192)}, "rope_scaling llama3 needs"},
 		{"llama3 high <= low", map[string]any{"rope_scaling": llama3(8, 4, 4, 8192)}, "rope_scaling llama3 needs"},
-		{"llama3 original", map[string]any{"rope_scaling": llama3(8, 1, 4, 0)}, "rope_scaling llama3 needs"},
+		{"llama3 original", map[string]any{"rope_scaling": llama3(8, 1, 4, -1)}, "rope_scaling llama3 needs"},
 		{"linear factor", map[string]any{"rope_scaling": map[string]any{"type": "linear", "factor": 0}}, "rope_scaling linear needs factor > 0"},
 		{"rope type", map[string]any{"rope_scaling": map[string]any{"rope_type": "yarn", "factor": 4}}, `rope_scaling type "yarn" is not supported; supported: llama3, linear, default`},
 		{"eos list of strings", map[string]any{"eos_token_id": []string{"a"}}, "eos_token_id: want an integer or a list of integers"},
