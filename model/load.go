@@ -335,9 +335,9 @@ func hasBias(c *modelcfg.Config, p int) bool {
 	case projQ, projK, projV:
 		return c.QKVBias()
 	case projO:
-		return c.AttentionBias
+		return c.OBias()
 	default:
-		return c.MLPBias
+		return c.MLPBiases()
 	}
 }
 
