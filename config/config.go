@@ -20,6 +20,7 @@ type Train struct {
 	// Model
 	Model        string
 	Quantization string
+	BaseDType    string
 
 	// Adapter
 	Method        string
@@ -87,6 +88,7 @@ var Groups = []string{"Model", "Adapter", "Training", "Data", "Hardware", "BiDoR
 // Allowed values of the enumerated settings.
 var (
 	Quantizations = []string{"auto", "nf4", "int8", "none"}
+	BaseDTypes    = []string{"auto", "bf16", "f32"}
 	Methods       = []string{"lora", "dora", "bidora"}
 	Schedulers    = []string{"cosine", "linear", "constant"}
 	Optimizers    = []string{"adamw", "sgd"}
@@ -114,7 +116,8 @@ type Field struct {
 func (t *Train) fields() []Field {
 	return []Field{
 		{"model", "Model", "base model: HF repo id, local directory or catalog preset (see list-models)", nil, &t.Model, DefaultModel},
-		{"quantization", "Model", "frozen projection weights: auto (chosen from memory), nf4 (4-bit NormalFloat, QLoRA), int8 (weight-only, per-row absmax; not LLM.int8) or none (not quantised)", Quantizations, &t.Quantization, "auto"},
+		{"quantization", "Model", "frozen projection weights: auto (chosen from memory), nf4 (4-bit NormalFloat, QLoRA), int8 (weight-only, per-row absmax; not LLM.int8) or none (not quantised: held in --base-dtype)", Quantizations, &t.Quantization, "auto"},
+		{"base-dtype", "Model", "frozen weights that are not quantised (embeddings, LM head; the projections with --quantization none): auto (as stored: f32 stays f32, bf16 stays bf16, f16 becomes bf16), bf16 (half the memory of f32) or f32 (exact)", BaseDTypes, &t.BaseDType, "auto"},
 
 		{"method", "Adapter", "adapter: lora, dora or bidora", Methods, &t.Method, "lora"},
 		{"rank", "Adapter", "adapter rank r", nil, &t.Rank, 8},

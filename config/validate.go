@@ -37,6 +37,7 @@ func (t *Train) Resolve(o Origins) error {
 		}
 	}
 	enum("quantization", t.Quantization, Quantizations)
+	enum("base-dtype", t.BaseDType, BaseDTypes)
 	enum("method", t.Method, Methods)
 	enum("lr-scheduler", t.LRScheduler, Schedulers)
 	enum("optimizer", t.Optimizer, Optimizers)
