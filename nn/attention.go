@@ -20,6 +20,11 @@ type AttnShape struct {
 	// Segments, when non-nil ([B·T]), restricts attention to keys with the same
 	// segment id as the query (packed rows).
 	Segments []int32
+	// Window, when positive, is a sliding window: query i sees only keys j with
+	// i − Window < j ≤ i (transformers' sliding-window causal mask). Within a
+	// packed segment positions and indices differ by a constant, so the window is
+	// the same counted in either.
+	Window int
 }
 
 // attnBlock is the number of keys scored at once by the decoder's online softmax
@@ -44,7 +49,18 @@ func (s *AttnShape) length(b int) int {
 
 // visible reports whether query i may attend to key j of sequence b (j ≤ i assumed).
 func (s *AttnShape) visible(b, i, j int) bool {
+	if s.Window > 0 && j <= i-s.Window {
+		return false
+	}
 	return s.Segments == nil || s.Segments[b*s.T+i] == s.Segments[b*s.T+j]
+}
+
+// firstKey is the first key any query from i0 on can see (0 without a window).
+func (s *AttnShape) firstKey(i0 int) int {
+	if s.Window <= 0 {
+		return 0
+	}
+	return max(0, i0-s.Window+1)
 }
 
 // masked reports whether the score of query i for key j of sequence b is masked out.
@@ -52,10 +68,10 @@ func (s *AttnShape) masked(b, i, j, length int) bool {
 	return j > i || j >= length || !s.visible(b, i, j)
 }
 
-// needsMask reports whether any score of the queries from i0 on × keys [j0, j0+nk) of
-// sequence b is masked.
-func (s *AttnShape) needsMask(i0, j0, nk, length int) bool {
-	return s.Segments != nil || j0+nk-1 > i0 || j0+nk > length
+// needsMask reports whether any score of the queries [i0, i0+nq) × keys [j0, j0+nk)
+// of a sequence of the given length is masked.
+func (s *AttnShape) needsMask(i0, nq, j0, nk, length int) bool {
+	return s.Segments != nil || j0+nk-1 > i0 || j0+nk > length || (s.Window > 0 && j0 <= i0+nq-1-s.Window)
 }
 
 // pairRows maps work item w of ⌈n/2⌉ to the rows w and n−1−w, so that every item
@@ -183,11 +199,12 @@ func attnBlockForward(out, lse, q []float32, kt, vp []kernels.Packed, sh *AttnSh
 		m[r], l[r] = float32(math.Inf(-1)), 0
 	}
 	qa := q[(b*T+i0)*qs+h*D:]
-	for j0 := 0; j0 < kend; j0 += fwdK {
+	// Key blocks wholly before the window of the block's first query are skipped.
+	for j0 := sh.firstKey(i0) / fwdK * fwdK; j0 < kend; j0 += fwdK {
 		pk := &kt[(b*sh.Hkv+kh)*nkb+j0/fwdK]
 		nk := pk.N
 		kernels.MulPacked(s, fwdK, qa, qs, nq, pk, false)
-		if sh.needsMask(i0, j0, nk, length) {
+		if sh.needsMask(i0, nq, j0, nk, length) {
 			for r := range nq {
 				row := s[r*fwdK : r*fwdK+nk]
 				for c := range row {
@@ -368,6 +385,9 @@ func (x *attnBwdBlock) run(dk, dv, k, v, lse, delta []float32) {
 			for qb := j0 / bwdQ; qb < x.nqb; qb++ {
 				u := (b*Hq+h)*x.nqb + qb
 				i0 := qb * bwdQ
+				if sh.firstKey(i0) > j0+nk-1 {
+					break // this query block and all later ones are past the window of these keys
+				}
 				nq := w.a[u].N
 				li := (b*Hq+h)*T + i0
 				for c := range nq {
@@ -378,7 +398,7 @@ func (x *attnBwdBlock) run(dk, dv, k, v, lse, delta []float32) {
 				}
 				// Pᵀ = exp(K·(scale·Q)ᵀ − lse).
 				kernels.MulPacked(x.st, bwdQ, ka, ks, nk, &w.a[u], false)
-				mask := sh.needsMask(i0, j0, nk, length)
+				mask := sh.needsMask(i0, nq, j0, nk, length)
 				for r := range nk {
 					row := x.st[r*bwdQ : r*bwdQ+nq]
 					if mask {

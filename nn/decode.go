@@ -13,6 +13,9 @@ import (
 type CacheShape struct {
 	Hq, Hkv, D int
 	Cap        int
+	// Window, when positive, is the layer's sliding window: the query at position p
+	// sees keys p − Window < j ≤ p (as AttnShape.Window).
+	Window int
 }
 
 // Validate checks that the shape is usable (grouped-query heads divide evenly).
@@ -46,7 +49,8 @@ func StoreKV(kc, vc, k, v []float32, start, n int, sh *CacheShape) {
 // AttentionDecode computes causal grouped-query attention for n new queries q
 // [n, Hq·D] (rotated) at positions start…start+n−1 against the cache kc, vc
 // [Hkv, Cap, D], which must already hold the keys and values of positions
-// 0…start+n−1: query t sees keys 0…start+t. The result goes to out [n, Hq·D].
+// 0…start+n−1: query t sees keys 0…start+t (only the last sh.Window of them with a
+// window). The result goes to out [n, Hq·D].
 // Scores are f32 with the softmax sum in f64 (online softmax over blocks of keys, as
 // AttentionForward), so a prefill followed by single-token steps agrees with the
 // full-sequence path to rounding.
@@ -60,7 +64,12 @@ func AttentionDecode(out, q, kc, vc []float32, start, n int, sh *CacheShape) {
 			t, h := w/Hq, w%Hq
 			o := t*Hq*D + h*D
 			base := (h / group) * sh.Cap * D
-			decodeRow(out[o:o+D], q[o:o+D], kc[base:], vc[base:], start+t+1, D, scale, s[:])
+			p := start + t
+			j0 := 0
+			if sh.Window > 0 {
+				j0 = max(0, p-sh.Window+1)
+			}
+			decodeRow(out[o:o+D], q[o:o+D], kc[base+j0*D:], vc[base+j0*D:], p+1-j0, D, scale, s[:])
 		}
 	})
 }
