@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"math"
 	"testing"
 
 	"github.com/bidora/bidora/internal/tinymodel"
@@ -60,5 +61,56 @@ func TestBiasesOfProgrammaticConfigs(t *testing.T) {
 		if got := [3]bool{ly.Proj[projQ].Bias != nil, ly.Proj[projO].Bias != nil, ly.Proj[projDown].Bias != nil}; got != [3]bool{tc.qkv, tc.o, tc.mlp} {
 			t.Errorf("%s: biases q/o/down %v, want %v", tc.arch, got, [3]bool{tc.qkv, tc.o, tc.mlp})
 		}
+	}
+}
+
+// TestExtendWindowMatchesLogits: with a sliding window shorter than the sequence,
+// KV-cache decoding (prefill in chunks, then token by token past the window) gives
+// the logits of the full-sequence path with the same window; and the window
+// changes them, so the comparison is not vacuous. Qwen2 slides only in the layers
+// from max_window_layers on.
+func TestExtendWindowMatchesLogits(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		o             tinymodel.Options
+		edit          func(map[string]any)
+		windows       []int
+		prompt, chunk int
+	}{
+		{name: "mistral W=5", o: tinymodel.Options{Arch: "mistral", NumLayers: 2, SlidingWindow: 5, Seed: 8}, windows: []int{5, 5}, prompt: 12, chunk: 4},
+		{name: "mistral W=1", o: tinymodel.Options{Arch: "mistral", NumLayers: 2, SlidingWindow: 1, Seed: 9}, windows: []int{1, 1}, prompt: 3, chunk: 128},
+		{name: "qwen2 W=4 from layer 1", o: tinymodel.Options{Arch: "qwen2", NumLayers: 3, SlidingWindow: 4, Seed: 10},
+			edit: func(c map[string]any) { c["max_window_layers"] = 1 }, windows: []int{0, 4, 4}, prompt: 9, chunk: 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := tinymodel.Write(dir, c.o); err != nil {
+				t.Fatal(err)
+			}
+			rewriteCheckpoint(t, dir, c.edit, nil)
+			m, err := Load(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			for l, w := range c.windows {
+				if got := m.Config.Window(l); got != w {
+					t.Fatalf("layer %d window %d, want %d", l, got, w)
+				}
+			}
+			ids := testIDs(27, m.Config.VocabSize)
+			checkCacheAgainstFull(t, m, ids, c.prompt, c.chunk, 0)
+			windowed := fullLogits(t, m, ids)
+			m.Config.SlidingWindow = 0
+			full := fullLogits(t, m, ids)
+			V := m.Config.VocabSize
+			var diff float64
+			for i := range windowed[len(windowed)-V:] {
+				diff = max(diff, math.Abs(float64(windowed[len(windowed)-V+i]-full[len(full)-V+i])))
+			}
+			if diff < 1e-4 {
+				t.Errorf("the window changes the last logits by only %g", diff)
+			}
+		})
 	}
 }

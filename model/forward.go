@@ -238,10 +238,11 @@ func (m *Model) ensureTraining(ws *workspace) {
 	ws.lin = nn.LinearScratch{DH: make([]float32, n*need.r), DYG: make([]float32, n*need.out), TMP: make([]float32, n*need.in)}
 }
 
-func (ws *workspace) attnShape(m *Model) *nn.AttnShape {
+// attnShape is the attention shape of layer l (its sliding window, if any).
+func (ws *workspace) attnShape(m *Model, l int) *nn.AttnShape {
 	c := m.Config
 	return &nn.AttnShape{B: ws.B, T: ws.T, Hq: c.NumAttentionHeads, Hkv: c.NumKeyValueHeads, D: c.HeadDim,
-		Lengths: ws.lengths, Segments: ws.segments}
+		Lengths: ws.lengths, Segments: ws.segments, Window: c.Window(l)}
 }
 
 func (m *Model) dropKey(layer, proj int) uint64 {
@@ -262,7 +263,7 @@ func (m *Model) layerForward(l int, x, out []float32, a *layerActs, ws *workspac
 	lin(projV, a.v, a.xn1)
 	m.rope.Forward(a.q, ws.pos, n, c.NumAttentionHeads)
 	m.rope.Forward(a.k, ws.pos, n, c.NumKeyValueHeads)
-	nn.AttentionForward(a.att, a.lse, a.q, a.k, a.v, ws.attnShape(m))
+	nn.AttentionForward(a.att, a.lse, a.q, a.k, a.v, ws.attnShape(m, l))
 	lin(projO, a.h, a.att)
 	addInPlace(a.h[:n*D], x)
 	nn.RMSNormForward(a.xn2, a.rstd2, a.h, ly.PostNorm, n, D, eps)
@@ -291,7 +292,7 @@ func (m *Model) layerBackward(l int, x []float32, a *layerActs, ws *workspace, n
 	nn.RMSNormBackward(ws.dres, ws.dxn, a.h, ly.PostNorm, a.rstd2, n, D, true)
 	// Attention: h = x + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))).
 	back(projO, ws.datt, ws.dres, a.att, false)
-	nn.AttentionBackward(ws.dq, ws.dk, ws.dv, ws.datt, a.att, a.lse, a.q, a.k, a.v, ws.delta, ws.attnShape(m))
+	nn.AttentionBackward(ws.dq, ws.dk, ws.dv, ws.datt, a.att, a.lse, a.q, a.k, a.v, ws.delta, ws.attnShape(m, l))
 	m.rope.Backward(ws.dq, ws.pos, n, c.NumAttentionHeads)
 	m.rope.Backward(ws.dk, ws.pos, n, c.NumKeyValueHeads)
 	if !needDx {

@@ -75,8 +75,10 @@ func (m *Model) extendChunk(kc *KVCache, ids []int) {
 		lin(projV, kc.vv, kc.xn)
 		m.rope.Forward(kc.q, pos, n, c.NumAttentionHeads)
 		m.rope.Forward(kc.kk, pos, n, c.NumKeyValueHeads)
-		nn.StoreKV(kc.k[l], kc.v[l], kc.kk, kc.vv, start, n, &kc.sh)
-		nn.AttentionDecode(kc.att, kc.q, kc.k[l], kc.v[l], start, n, &kc.sh)
+		sh := kc.sh
+		sh.Window = c.Window(l)
+		nn.StoreKV(kc.k[l], kc.v[l], kc.kk, kc.vv, start, n, &sh)
+		nn.AttentionDecode(kc.att, kc.q, kc.k[l], kc.v[l], start, n, &sh)
 		lin(projO, kc.h, kc.att)
 		addInPlace(kc.h[:n*D], x)
 		nn.RMSNormForward(kc.xn, kc.rstd, kc.h, ly.PostNorm, n, D, eps)
