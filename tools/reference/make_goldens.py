@@ -48,6 +48,12 @@ CASES = [
     dict(name="llama_lora_bf16", model_type="llama", tied=True, rope_scaling=None, dtype="BF16",
          targets=["q_proj", "k_proj", "v_proj", "o_proj"], r=4, alpha=8, rslora=False, dora=False, batch=2, base_seed=1, seed=1,
          desc="llama_lora with its base weights rounded to BF16 (reference computes from the bf16 values widened to f64); same adapter (F32) and batch"),
+    dict(name="mistral_window", model_type="mistral", tied=True, rope_scaling=None, dtype="F32",
+         targets=list(R.PROJECTIONS), r=2, alpha=4, rslora=False, dora=False, batch=2, base_seed=6, seed=6,
+         sliding_window=4, T=10,
+         dims=dict(hidden_size=16, intermediate_size=12, num_hidden_layers=2, num_attention_heads=2,
+                   num_key_value_heads=1, head_dim=8, vocab_size=29),
+         desc="Mistral, sliding_window 4 < T = 10 (query i sees keys i-3..i), GQA 2/1 heads, tied, LoRA r=2 alpha=4 (s=2) on all seven projections; B=2 with right padding"),
 ]
 
 SGD_LR = 0.1
@@ -124,7 +130,7 @@ def rand_adapter(cfg: R.Config, case: dict, w: dict, gen: torch.Generator) -> R.
 
 
 def hf_config(cfg: R.Config, case: dict) -> dict:
-    arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[case["model_type"]]
+    arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}[case["model_type"]]
     d = {
         "architectures": [arch],
         "model_type": case["model_type"],
@@ -151,6 +157,9 @@ def hf_config(cfg: R.Config, case: dict) -> dict:
         del d["attention_bias"]  # Qwen2 always has q/k/v biases; the field does not exist there
         d["use_sliding_window"] = False
         d["sliding_window"] = None
+    if case["model_type"] == "mistral":
+        del d["attention_bias"], d["mlp_bias"]  # MistralConfig has neither; Mistral has no biases
+        d["sliding_window"] = case.get("sliding_window")
     return d
 
 
@@ -198,13 +207,14 @@ def make_case(out_root: str, case: dict) -> None:
     gen = torch.Generator().manual_seed(1000 + case["seed"])
     theta = 1_000_000.0 if case["model_type"] == "qwen2" else 10000.0
     cfg = R.Config(model_type=case["model_type"], rms_norm_eps=1e-6 if case["model_type"] == "qwen2" else 1e-5,
-                   rope_theta=theta, rope_scaling=case["rope_scaling"], tie_word_embeddings=case["tied"], **TINY)
+                   rope_theta=theta, rope_scaling=case["rope_scaling"], tie_word_embeddings=case["tied"],
+                   **case.get("dims", TINY))
     w = rand_model(cfg, case, base_gen)  # cases with the same base_seed share byte-identical bases
     st_dtype = torch.bfloat16 if case["dtype"] == "BF16" else torch.float32
     stored = {k: v.to(st_dtype) for k, v in w.items()}
     w = {k: v.to(torch.float64) for k, v in stored.items()}  # reference uses exactly the stored values
     ad = rand_adapter(cfg, case, w, gen)
-    batch = rows_batch(gen, case["batch"], 9, cfg.vocab_size)
+    batch = rows_batch(gen, case["batch"], case.get("T", 9), cfg.vocab_size)
 
     d = os.path.join(out_root, case["name"])
     os.makedirs(os.path.join(d, "adapter"), exist_ok=True)

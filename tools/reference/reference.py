@@ -11,7 +11,10 @@ Conventions (each matches HF transformers / PEFT; see README.md):
     inv_freq[i] = theta^(-2i/d), position ids 0..T-1 for every row
     (right padding), optional "llama3" / "linear" rope_scaling.
   * Attention: grouped-query, kv head h // (H/KV) serves query head h,
-    scale 1/sqrt(head_dim), causal and key-padding mask, softmax.
+    scale 1/sqrt(head_dim), causal and key-padding mask, softmax. Layers
+    with a sliding window W (Mistral's sliding_window, 4096 when absent;
+    Qwen2's with use_sliding_window in the layers layer_types or
+    max_window_layers name) also mask keys j <= i - W.
   * MLP: down(silu(gate(x)) * up(x)).
   * Adapters on any of q,k,v,o,gate,up,down:
       LoRA:  y = W x + b + s * B(A(drop(x)))
@@ -35,7 +38,7 @@ import os
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -151,6 +154,11 @@ class Config:
     rope_theta: float
     rope_scaling: Optional[dict]
     tie_word_embeddings: bool
+    # per-layer sliding window (None: full attention), as transformers builds it
+    layer_windows: Optional[List[Optional[int]]] = None
+
+    def window(self, layer: int) -> Optional[int]:
+        return self.layer_windows[layer] if self.layer_windows else None
 
     @staticmethod
     def from_dict(d: dict) -> "Config":
@@ -171,6 +179,7 @@ class Config:
             rope_theta=d.get("rope_theta", 10000.0),
             rope_scaling=d.get("rope_scaling"),
             tie_word_embeddings=d.get("tie_word_embeddings", False),
+            layer_windows=layer_windows(d),
         )
 
     @staticmethod
@@ -190,6 +199,23 @@ class Config:
             "up_proj": (i, h),
             "down_proj": (h, i),
         }[proj]
+
+
+def layer_windows(d: dict) -> Optional[List[Optional[int]]]:
+    """Per-layer sliding windows of a config.json dict (transformers' MistralConfig and
+    Qwen2Config), or None when every layer attends fully."""
+    n = d["num_hidden_layers"]
+    if d["model_type"] == "mistral":
+        w = d.get("sliding_window", 4096)
+        return [w] * n if w is not None else None
+    if d["model_type"] == "qwen2" and d.get("use_sliding_window", False):
+        w = d.get("sliding_window", 4096)
+        if w is None:
+            return None
+        types = d.get("layer_types") or ["sliding_attention" if i >= d.get("max_window_layers", 28) else "full_attention"
+                                         for i in range(n)]
+        return [w if t == "sliding_attention" else None for t in types]
+    return None
 
 
 def proj_prefix(layer: int, proj: str) -> str:
@@ -382,6 +408,7 @@ def forward(cfg: Config, w: Dict[str, torch.Tensor], input_ids: torch.Tensor, at
     cos, sin = rope_cos_sin(cfg, T, dtype)
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     allowed = causal[None, None, :, :] & am[:, None, None, :]  # [B,1,T(q),T(k)]
+    qi, kj = torch.arange(T)[:, None], torch.arange(T)[None, :]
 
     def lin(x, layer, proj):
         pre = proj_prefix(layer, proj)
@@ -401,7 +428,12 @@ def forward(cfg: Config, w: Dict[str, torch.Tensor], input_ids: torch.Tensor, at
         k = k.repeat_interleave(H // KV, dim=1)
         v = v.repeat_interleave(H // KV, dim=1)
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
-        scores = scores.masked_fill(~allowed, float("-inf"))
+        ok = allowed
+        if cfg.window(i) is not None:
+            ok = allowed & (kj > qi - cfg.window(i))[None, None, :, :]  # i - W < j <= i
+        if not bool(ok.any(dim=-1).all()):
+            raise ValueError(f"layer {i}: a query row sees no key (padding past the window); use a wider window")
+        scores = scores.masked_fill(~ok, float("-inf"))
         probs = torch.softmax(scores, dim=-1)
         att = (probs @ v).transpose(1, 2).reshape(Bsz, T, H * hd)
         h = h + lin(att, i, "o_proj")

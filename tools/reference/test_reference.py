@@ -119,6 +119,33 @@ class FormulaTest(unittest.TestCase):
         self.assertTrue(torch.allclose(a[0, :4], b[0, :4], atol=1e-12, rtol=0))
         self.assertFalse(torch.allclose(a[0, 4], b[0, 4]))
 
+    def test_sliding_window(self):
+        cfg, w, _ = tiny(model_type="mistral")
+        full = R.forward(cfg, w, BATCH_IDS[:1])
+        for W in (5, 9):  # a window as long as the sequence changes nothing
+            wide = R.Config(**{**cfg.__dict__, "layer_windows": [W, W]})
+            self.assertTrue(torch.allclose(R.forward(wide, w, BATCH_IDS[:1]), full, atol=1e-12, rtol=0))
+        win = R.Config(**{**cfg.__dict__, "layer_windows": [2, 2]})
+        a = R.forward(win, w, BATCH_IDS[:1])
+        self.assertTrue(torch.allclose(a[0, :2], full[0, :2], atol=1e-12, rtol=0))  # i < W: all keys seen
+        self.assertFalse(torch.allclose(a[0, 2:], full[0, 2:]))
+        # token 0 is outside the window of positions >= 2 in both layers... and of 3, 4
+        # in the second layer too: changing it leaves positions 3 and 4 unchanged
+        ids = BATCH_IDS[:1].clone()
+        ids[0, 0] = 2
+        b = R.forward(win, w, ids)
+        self.assertTrue(torch.allclose(a[0, 3:], b[0, 3:], atol=1e-12, rtol=0))
+        self.assertFalse(torch.allclose(a[0, 2], b[0, 2]))
+
+    def test_layer_windows_as_transformers(self):
+        d = {"model_type": "mistral", "num_hidden_layers": 3}
+        self.assertEqual(R.layer_windows(d), [4096] * 3)
+        self.assertIsNone(R.layer_windows({**d, "sliding_window": None}))
+        q = {"model_type": "qwen2", "num_hidden_layers": 3, "sliding_window": 5, "max_window_layers": 1}
+        self.assertIsNone(R.layer_windows(q))
+        self.assertEqual(R.layer_windows({**q, "use_sliding_window": True}), [None, 5, 5])
+        self.assertIsNone(R.layer_windows({"model_type": "llama", "num_hidden_layers": 3, "sliding_window": 5}))
+
     def test_gqa_equals_mha_with_duplicated_kv(self):
         cfg, w, _ = tiny()
         mha = R.Config(**{**cfg.__dict__, "num_key_value_heads": 4})
