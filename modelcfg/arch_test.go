@@ -168,3 +168,24 @@ func TestRopeParameters(t *testing.T) {
 		t.Errorf("swish: hidden_act %q, want silu (the same function)", c.HiddenAct)
 	}
 }
+
+func TestValidateWindow(t *testing.T) {
+	base := Config{ModelType: "mistral", HiddenSize: 64, IntermediateSize: 128, NumHiddenLayers: 2, NumAttentionHeads: 4,
+		NumKeyValueHeads: 2, HeadDim: 16, VocabSize: 10, RMSNormEps: 1e-6, RopeTheta: 10000, HiddenAct: "silu"}
+	for _, tc := range []struct {
+		edit  func(*Config)
+		field string
+	}{
+		{func(c *Config) { c.SlidingWindow = 8 }, ""},
+		{func(c *Config) { c.SlidingWindow = -1 }, "sliding_window"},
+		{func(c *Config) { c.SlidingWindow, c.LayerTypes = 8, []string{slidingAttention} }, "layer_types"},
+	} {
+		c := base
+		tc.edit(&c)
+		err := c.Validate()
+		var fe *FieldError
+		if (tc.field == "") != (err == nil) || (err != nil && (!errors.As(err, &fe) || fe.Field != tc.field)) {
+			t.Errorf("%+v: %v, want field %q", c, err, tc.field)
+		}
+	}
+}

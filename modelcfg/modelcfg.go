@@ -409,6 +409,12 @@ func (c *Config) Validate() error {
 	if n := c.ParamCount(); n > MaxParams {
 		return fieldErr("", "the shape in config.json has %.3g parameters, more than the %.0e bidora accepts: not a real model's config", n, float64(MaxParams))
 	}
+	if c.SlidingWindow < 0 {
+		return fieldErr("sliding_window", "sliding_window must be a positive integer or null, got %d", c.SlidingWindow)
+	}
+	if c.LayerTypes != nil && len(c.LayerTypes) != c.NumHiddenLayers {
+		return fieldErr("layer_types", "layer_types has %d entries; want one per layer (num_hidden_layers = %d)", len(c.LayerTypes), c.NumHiddenLayers)
+	}
 	if c.HiddenAct != "silu" {
 		return fieldErr("hidden_act", "hidden_act %q is not supported; want silu", c.HiddenAct)
 	}
