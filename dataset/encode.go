@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Tokenizer is what encoding needs from a tokenizer (tokenizer.Tokenizer satisfies it).
@@ -49,6 +50,10 @@ type EncodeOptions struct {
 	// EndOfTurn are the ids that already close a response (EOS, <|im_end|>, <|eot_id|>…):
 	// a chat response that contains one gets no extra EOS.
 	EndOfTurn []int
+	// VocabSize, when > 0, is the model's vocabulary size (config.json vocab_size): an
+	// example holding an id ≥ VocabSize (a pre-tokenised row made for another model, a
+	// tokenizer larger than the model) is an error naming the id, not a failed step.
+	VocabSize int
 }
 
 // Example is one encoded training sequence.
@@ -113,6 +118,8 @@ type segment struct {
 	text  string
 	ids   []int
 	train bool
+	// closeTurn appends EOS after the segment's ids unless they hold an end-of-turn id.
+	closeTurn bool
 }
 
 // Encode turns a row into an example. truncated reports that MaxSeqLen cut it.
@@ -124,6 +131,9 @@ func (e *Encoder) Encode(r Row) (ex Example, truncated bool, err error) {
 	}
 	ex.Source = r.Source
 	if r.Kind == KindTokens {
+		if err := e.checkRowIDs(r); err != nil {
+			return ex, false, err
+		}
 		ex.InputIDs = toInt32(r.InputIDs)
 		if r.Labels != nil {
 			ex.Labels = toInt32(r.Labels)
@@ -131,10 +141,29 @@ func (e *Encoder) Encode(r Row) (ex Example, truncated bool, err error) {
 			ex.Labels = slices.Clone(ex.InputIDs)
 		}
 	} else {
+		m := e.opts.MaxSeqLen
 		for _, s := range segs {
+			if m > 0 && len(ex.InputIDs) > m {
+				break // the rest is cut anyway
+			}
 			ids := s.ids
 			if s.text != "" {
-				ids = e.tok.Encode(s.text)
+				if m > 0 {
+					// One token past the limit is enough to know the example is cut.
+					ids = e.encodePrefix(s.text, m-len(ex.InputIDs)+1)
+				} else {
+					ids = e.tok.Encode(s.text)
+				}
+			}
+			if s.closeTurn && !slices.ContainsFunc(ids, func(id int) bool { return slices.Contains(e.opts.EndOfTurn, id) }) {
+				ids = append(slices.Clip(ids), e.opts.EOS)
+			}
+			if v := e.opts.VocabSize; v > 0 {
+				for _, id := range ids {
+					if id < 0 || id >= v {
+						return ex, false, fmt.Errorf("token id %d is outside the vocabulary [0, %d) of the model (config.json vocab_size): the tokenizer does not match the model", id, v)
+					}
+				}
 			}
 			for _, id := range ids {
 				ex.InputIDs = append(ex.InputIDs, int32(id))
@@ -157,6 +186,50 @@ func (e *Encoder) Encode(r Row) (ex Example, truncated bool, err error) {
 		return ex, truncated, ErrNoTrainable
 	}
 	return ex, truncated, nil
+}
+
+// checkRowIDs checks a pre-tokenised row's ids and labels against VocabSize.
+func (e *Encoder) checkRowIDs(r Row) error {
+	v := e.opts.VocabSize
+	if v <= 0 {
+		return nil
+	}
+	for i, id := range r.InputIDs {
+		if id >= v {
+			return fmt.Errorf(`"input_ids"[%d] = %d is outside the vocabulary [0, %d) of the model`, i, id, v)
+		}
+	}
+	for i, l := range r.Labels {
+		if l >= v {
+			return fmt.Errorf(`"labels"[%d] = %d is outside the vocabulary [0, %d) of the model`, i, l, v)
+		}
+	}
+	return nil
+}
+
+// encodePrefix returns the ids of text, or, when text is long, at least the first need
+// of them, encoding only a prefix of the text: a row of megabytes costs about what
+// MaxSeqLen can use, not its whole tokenisation. The prefix ends at a line break (else
+// a rune boundary) and is taken long enough that its last tokens, which the cut may
+// change, lie well past the ones kept.
+func (e *Encoder) encodePrefix(text string, need int) []int {
+	const margin = 64 // tokens past need before the cut
+	cut := (need + margin) * 8
+	for cut < len(text)/2 {
+		c := cut
+		for c > 0 && !utf8.RuneStart(text[c]) {
+			c--
+		}
+		if nl := strings.LastIndexByte(text[max(0, c-1024):c], '\n'); nl >= 0 {
+			c = max(0, c-1024) + nl + 1
+		}
+		ids := e.tok.Encode(text[:c])
+		if len(ids) >= need+margin {
+			return ids[:need]
+		}
+		cut *= 4
+	}
+	return e.tok.Encode(text)
 }
 
 func (e *Encoder) segments(r Row) ([]segment, error) {
@@ -339,17 +412,10 @@ func (e *Encoder) nextTurnStart(msgs []Message, i int, full string, from int) in
 	return from
 }
 
-// response tokenises an assistant span and appends EOS when the template wrote no
-// end-of-turn token into it.
+// response is an assistant span, trained on, that gets an EOS when the template wrote
+// no end-of-turn token into it (decided when it is tokenised).
 func (e *Encoder) response(text string) []segment {
-	ids := e.tok.Encode(text)
-	segs := []segment{{ids: ids, train: true}}
-	for _, id := range ids {
-		if slices.Contains(e.opts.EndOfTurn, id) {
-			return segs
-		}
-	}
-	return append(segs, segment{ids: []int{e.opts.EOS}, train: true})
+	return []segment{{text: text, train: true, closeTurn: true}}
 }
 
 func toInt32(v []int) []int32 {

@@ -5,24 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"slices"
 
 	"github.com/parquet-go/parquet-go"
 )
 
 // ReadParquet reads rows from a parquet file (the format HF datasets are served in).
-// Each record is turned into a JSON object and parsed as a JSONL row would be, so the
-// same row kinds, column mapping (opts.Fields) and bad-row handling apply; a row's
-// source is "file.parquet:row N" (N from 1).
+// Each record is parsed as a JSONL row would be (string columns as strings, others as
+// their JSON form), so the same row kinds, column mapping (opts.Fields) and bad-row
+// handling apply; a row's source is "file.parquet:row N" (N from 1).
 func ReadParquet(path string, opts ReadOptions) (rows []Row, bad []BadRow, err error) {
-	f, err := os.Open(path)
+	ctx := opts.Context
+	f, err := openData(ctx, path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading data: %w", err)
+		return nil, nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading data: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s: a parquet file must be a regular file (it is read at random offsets), not a pipe or device", path)
 	}
 	pf, err := parquet.OpenFile(f, fi.Size())
 	if err != nil {
@@ -32,39 +36,58 @@ func ReadParquet(path string, opts ReadOptions) (rows []Row, bad []BadRow, err e
 	defer r.Close()
 	buf := make([]map[string]any, 256)
 	n := 0
+	rs := rowSink{opts: opts}
 	for {
+		if ctx != nil && ctx.Err() != nil {
+			return rs.rows, rs.bad, ctx.Err()
+		}
 		for i := range buf {
 			buf[i] = map[string]any{}
 		}
 		k, rerr := r.Read(buf)
 		for _, rec := range buf[:k] {
 			n++
-			src := fmt.Sprintf("%s:row %d", path, n)
-			data, jerr := json.Marshal(rec)
+			obj, perr := recordMembers(rec)
 			var row Row
-			perr := jerr
 			if perr == nil {
-				row, perr = ParseRow(data, opts.Fields)
+				row, perr = parseMembers(obj, opts.Fields)
 			}
-			if perr != nil {
-				b := BadRow{Source: src, Reason: perr.Error()}
-				if opts.Strict {
-					return rows, bad, b
-				}
-				bad = append(bad, b)
-				continue
-			}
-			row.Source = src
-			rows = append(rows, row)
-			if opts.MaxRows > 0 && len(rows) >= opts.MaxRows {
-				return rows, bad, nil
+			if done, err := rs.add(row, perr, fmt.Sprintf("%s:row %d", path, n)); done || err != nil {
+				return rs.rows, rs.bad, err
 			}
 		}
 		if rerr != nil {
 			if errors.Is(rerr, io.EOF) {
-				return rows, bad, nil
+				return rs.rows, rs.bad, nil
 			}
-			return rows, bad, fmt.Errorf("%s after row %d: %w", path, n, rerr)
+			return rs.rows, rs.bad, fmt.Errorf("%s after row %d: %w", path, n, rerr)
 		}
 	}
+}
+
+// recordMembers turns a parquet record into row members: strings (and byte arrays) as
+// text, null as JSON null, anything else (lists of messages or ids) as its JSON form.
+// Columns come in name order.
+func recordMembers(rec map[string]any) (members, error) {
+	keys := make([]string, 0, len(rec))
+	for k := range rec {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	obj := make(members, 0, len(rec))
+	for _, k := range keys {
+		switch v := rec[k].(type) {
+		case string:
+			obj = append(obj, member{key: k, val: value{text: v, isText: true}})
+		case []byte:
+			obj = append(obj, member{key: k, val: value{text: string(v), isText: true}})
+		default:
+			raw, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("column %q: %v", k, err)
+			}
+			obj = append(obj, member{key: k, val: value{raw: raw}})
+		}
+	}
+	return obj, nil
 }

@@ -2,6 +2,12 @@
 // into token ids with loss masks through a prompt template, splits off validation data
 // and groups examples into batches.
 //
+// ReadPath reads a file in the format its extension names (JSONL, a JSON array, CSV/TSV,
+// parquet, or a text file as one text row; see FormatOf). Every read is bounded (a row
+// is at most ReadOptions.MaxLineBytes) and cancellable (ReadOptions.Context), and a
+// row costs about its own size: it is decoded without reflection and, with MaxSeqLen,
+// only the prefix of its text that the kept tokens need is tokenised.
+//
 // Row kinds, the first key set that matches wins:
 //
 //	{"messages":[{"role":"system|user|assistant","content":…},…]}  chat; loss on assistant turns
@@ -15,14 +21,12 @@
 package dataset
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
+	"unicode/utf8"
 )
 
 // IgnoreIndex marks a label that contributes no loss (HF's -100).
@@ -90,6 +94,9 @@ type Fields struct {
 	Text, Prompt, Completion, Messages string
 }
 
+// DefaultMaxLineBytes is ReadOptions.MaxLineBytes when it is 0.
+const DefaultMaxLineBytes = 64 << 20
+
 // ReadOptions controls reading.
 type ReadOptions struct {
 	// Strict makes the first bad row an error; otherwise bad rows are skipped and reported.
@@ -97,61 +104,79 @@ type ReadOptions struct {
 	// MaxRows stops after this many good rows (0 = all).
 	MaxRows int
 	Fields  Fields
+	// MaxLineBytes bounds one row: a JSONL line, an element of a JSON array, a CSV record,
+	// a whole text file (0 = DefaultMaxLineBytes). A longer one is an error naming
+	// file:line (a *TooLongError), never a skipped row: such a file is not the format its
+	// name says, or the limit is too low for it.
+	MaxLineBytes int
+	// Context, when set, cancels reading: the read returns its error (context.Canceled)
+	// promptly, between rows and also from a read that blocks (a FIFO, a pipe, stdin).
+	Context context.Context
+}
+
+func (o ReadOptions) maxLine() int {
+	if o.MaxLineBytes > 0 {
+		return o.MaxLineBytes
+	}
+	return DefaultMaxLineBytes
 }
 
 // ReadFile reads a JSONL file of rows. Bad rows are returned in bad (or, with Strict,
-// the first one is returned as the error).
+// the first one is returned as the error). ReadPath reads the other formats too.
 func ReadFile(path string, opts ReadOptions) (rows []Row, bad []BadRow, err error) {
-	f, err := os.Open(path)
+	f, err := openData(opts.Context, path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading data: %w", err)
+		return nil, nil, err
 	}
 	defer f.Close()
 	return Read(f, path, opts)
 }
 
-// Read reads JSONL rows from r; name is used in messages (file name).
+// Read reads JSONL rows from r; name is used in messages (file name). Blank lines are
+// skipped; a UTF-8 byte order mark before the first row is ignored.
 func Read(r io.Reader, name string, opts ReadOptions) (rows []Row, bad []BadRow, err error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	line := 0
-	for {
-		data, rerr := br.ReadBytes('\n')
-		if len(data) > 0 {
-			line++
-			src := fmt.Sprintf("%s:%d", name, line)
-			data = bytes.TrimSpace(data)
-			if len(data) > 0 {
-				row, perr := ParseRow(data, opts.Fields)
-				if perr != nil {
-					b := BadRow{Source: src, Reason: perr.Error()}
-					if opts.Strict {
-						return rows, bad, b
-					}
-					bad = append(bad, b)
-				} else {
-					row.Source = src
-					rows = append(rows, row)
-					if opts.MaxRows > 0 && len(rows) >= opts.MaxRows {
-						return rows, bad, nil
-					}
-				}
-			}
+	r, stop := readerWithContext(opts.Context, r)
+	defer stop()
+	return readJSONL(r, name, opts)
+}
+
+var utf8BOM = []byte("\xEF\xBB\xBF")
+
+// rowSink collects rows and bad rows under the options' Strict and MaxRows.
+type rowSink struct {
+	opts ReadOptions
+	rows []Row
+	bad  []BadRow
+}
+
+// add records a parsed row (or its parse error) from src; done reports that MaxRows
+// is reached, err is the bad row under Strict.
+func (s *rowSink) add(row Row, perr error, src string) (done bool, err error) {
+	if perr != nil {
+		b := BadRow{Source: src, Reason: perr.Error()}
+		if s.opts.Strict {
+			return true, b
 		}
-		if rerr == io.EOF {
-			return rows, bad, nil
-		}
-		if rerr != nil {
-			return rows, bad, fmt.Errorf("reading %s after line %d: %w", name, line, rerr)
-		}
+		s.bad = append(s.bad, b)
+		return false, nil
 	}
+	row.Source = src
+	s.rows = append(s.rows, row)
+	return s.opts.MaxRows > 0 && len(s.rows) >= s.opts.MaxRows, nil
 }
 
 // ParseRow decodes one JSON object into a Row, choosing the first matching kind.
 func ParseRow(data []byte, fields Fields) (Row, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(data, &obj); err != nil {
-		return Row{}, fmt.Errorf("invalid JSON: %v", cleanJSONErr(err))
+	ms, err := splitObject(data)
+	if err != nil {
+		return Row{}, err
 	}
+	return parseMembers(ms, fields)
+}
+
+// parseMembers builds a Row from an object's members (of a JSON line, a CSV record or a
+// parquet record), choosing the first matching kind.
+func parseMembers(obj members, fields Fields) (Row, error) {
 	name := func(custom, def string) string {
 		if custom != "" {
 			return custom
@@ -159,14 +184,19 @@ func ParseRow(data []byte, fields Fields) (Row, error) {
 		return def
 	}
 	var row Row
-	if raw, ok := obj[name(fields.Messages, "messages")]; ok {
+	if key := name(fields.Messages, "messages"); obj.has(key) {
 		row.Kind = KindChat
-		if err := json.Unmarshal(raw, &row.Messages); err != nil {
-			return row, fmt.Errorf(`"messages": want a list of {"role":…, "content":…} objects: %v`, cleanJSONErr(err))
+		v, _ := obj.get(key)
+		if v.isText {
+			return row, fmt.Errorf(`%q: want a list of {"role":…, "content":…} objects, got a string`, key)
+		}
+		var err error
+		if row.Messages, err = decodeMessages(v.raw, key); err != nil {
+			return row, err
 		}
 		return row, checkMessages(row.Messages)
 	}
-	if _, ok := obj["instruction"]; ok {
+	if obj.has("instruction") {
 		row.Kind = KindInstruction
 		if err := str(obj, "instruction", &row.Instruction, true); err != nil {
 			return row, err
@@ -176,24 +206,26 @@ func ParseRow(data []byte, fields Fields) (Row, error) {
 		}
 		return row, str(obj, "output", &row.Output, true)
 	}
-	if _, ok := obj[name(fields.Prompt, "prompt")]; ok {
+	if key := name(fields.Prompt, "prompt"); obj.has(key) {
 		row.Kind = KindCompletion
-		if err := str(obj, name(fields.Prompt, "prompt"), &row.Prompt, true); err != nil {
+		if err := str(obj, key, &row.Prompt, true); err != nil {
 			return row, err
 		}
 		return row, str(obj, name(fields.Completion, "completion"), &row.Completion, true)
 	}
 	for _, key := range []string{fields.Text, "code", "text"} {
-		if _, ok := obj[key]; ok && key != "" {
+		if obj.has(key) {
 			row.Kind = KindText
 			return row, str(obj, key, &row.Text, true)
 		}
 	}
-	if raw, ok := obj["input_ids"]; ok {
+	if v, ok := obj.get("input_ids"); ok {
 		row.Kind = KindTokens
-		if err := json.Unmarshal(raw, &row.InputIDs); err != nil {
-			return row, fmt.Errorf(`"input_ids": want a list of integers: %v`, cleanJSONErr(err))
+		ids, err := intsValue(v, "input_ids")
+		if err != nil {
+			return row, err
 		}
+		row.InputIDs = ids
 		if len(row.InputIDs) == 0 {
 			return row, errors.New(`"input_ids" is empty`)
 		}
@@ -202,9 +234,9 @@ func ParseRow(data []byte, fields Fields) (Row, error) {
 				return row, fmt.Errorf(`"input_ids"[%d] = %d: ids must be ≥ 0`, i, id)
 			}
 		}
-		if raw, ok := obj["labels"]; ok && string(raw) != "null" {
-			if err := json.Unmarshal(raw, &row.Labels); err != nil {
-				return row, fmt.Errorf(`"labels": want a list of integers: %v`, cleanJSONErr(err))
+		if v, ok := obj.get("labels"); ok && !v.isNull() {
+			if row.Labels, err = intsValue(v, "labels"); err != nil {
+				return row, err
 			}
 			if len(row.Labels) != len(row.InputIDs) {
 				return row, fmt.Errorf(`"labels" has %d entries, "input_ids" has %d: they must be aligned`, len(row.Labels), len(row.InputIDs))
@@ -218,22 +250,39 @@ func ParseRow(data []byte, fields Fields) (Row, error) {
 		return row, nil
 	}
 	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, fmt.Sprintf("%q", k))
+	for _, m := range obj {
+		keys = append(keys, fmt.Sprintf("%q", m.key))
 	}
-	return row, fmt.Errorf("no known keys (have %s); want messages, instruction/output, prompt/completion, text, code or input_ids", strings.Join(keys, ", "))
+	have := "none"
+	if len(keys) > 0 {
+		have = strings.Join(keys, ", ")
+	}
+	return row, fmt.Errorf("no known keys (have %s); want messages, instruction/output, prompt/completion, text, code or input_ids", have)
 }
 
-func str(obj map[string]json.RawMessage, key string, dst *string, required bool) error {
-	raw, ok := obj[key]
-	if !ok || string(raw) == "null" {
+func intsValue(v value, key string) ([]int, error) {
+	if v.isText {
+		return nil, fmt.Errorf("%q: want a list of integers, got a string", key)
+	}
+	return decodeInts(v.raw, key)
+}
+
+func str(obj members, key string, dst *string, required bool) error {
+	v, ok := obj.get(key)
+	if !ok || v.isNull() {
 		if required {
 			return fmt.Errorf("missing %q", key)
 		}
 		return nil
 	}
-	if err := json.Unmarshal(raw, dst); err != nil {
-		return fmt.Errorf("%q: want a string, got %s", key, abbreviate(raw))
+	if v.isText {
+		*dst = v.text
+	} else {
+		s, err := decodeString(v.raw)
+		if err != nil {
+			return fmt.Errorf("%q: want a string, got %s", key, describe(v.raw))
+		}
+		*dst = s
 	}
 	if required && strings.TrimSpace(*dst) == "" {
 		return fmt.Errorf("%q is empty", key)
@@ -263,16 +312,11 @@ func checkMessages(msgs []Message) error {
 
 func abbreviate(raw []byte) string {
 	if len(raw) > 40 {
-		return string(raw[:37]) + "..."
+		n := 37
+		for n > 0 && !utf8.RuneStart(raw[n]) {
+			n--
+		}
+		return string(raw[:n]) + "..."
 	}
 	return string(raw)
-}
-
-// cleanJSONErr drops encoding/json's Go type names, which mean nothing to a user.
-func cleanJSONErr(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("got a JSON %s at %s", te.Value, te.Field)
-	}
-	return err.Error()
 }

@@ -6,22 +6,21 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/bidora/bidora/chattemplate"
 	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/hub"
 	"github.com/bidora/bidora/modelcfg"
+	"github.com/bidora/bidora/sample"
 	"github.com/bidora/bidora/tokenizer"
 )
 
 // textPipeline turns data rows into token examples for one model: its tokenizer, its
 // chat template (if any) and the prompt template settings.
 type textPipeline struct {
-	tok *tokenizer.Tokenizer
-	enc *dataset.Encoder
+	tok     *tokenizer.Tokenizer
+	enc     *dataset.Encoder
+	special tokenizer.Special
 }
 
 // chatAdapter lets a chattemplate.Template render dataset messages.
@@ -35,61 +34,62 @@ func (c chatAdapter) Render(msgs []dataset.Message, gen bool) (string, error) {
 	return c.t.Render(out, gen)
 }
 
-// newTextPipeline loads the tokenizer and chat template of the model in dir.
+// newTextPipeline loads the tokenizer and chat template of the model in dir; mc is its
+// config.json (vocab_size bounds every token id, eos_token_id joins the special tokens).
 func newTextPipeline(dir string, mc *modelcfg.Config, template string, trainOnPrompt bool, maxSeqLen int) (*textPipeline, error) {
 	tok, err := tokenizer.Load(dir)
 	if err != nil {
 		return nil, fmt.Errorf("loading tokenizer: %w", err)
 	}
 	opts := dataset.EncodeOptions{Template: dataset.Template(template), TrainOnPrompt: trainOnPrompt, MaxSeqLen: maxSeqLen}
-	var eosText string
-	if ct, err := chattemplate.Load(dir); err == nil {
+	ct, err := chattemplate.Load(dir)
+	switch {
+	case err == nil:
 		if ct.HasTemplate() {
 			opts.Chat = chatAdapter{ct}
 		}
-		eosText = ct.EOS()
-	} else if !errors.Is(err, os.ErrNotExist) {
+	case errors.Is(err, os.ErrNotExist):
+		ct = nil
+	default:
 		return nil, fmt.Errorf("reading tokenizer_config.json: %w", err)
 	}
-	// EOS: the tokenizer config's eos_token, else config.json's first eos_token_id.
-	eos := -1
-	if id, ok := tok.TokenToID(eosText); ok && eosText != "" {
-		eos = id
-	} else if mc != nil && len(mc.EOSTokenIDs) > 0 {
-		eos = mc.EOSTokenIDs[0]
+	// generation_config.json's eos ids end turns too (generate stops at them); a file
+	// generate cannot read is its concern, not training's.
+	gc, _ := sample.LoadGenerationConfig(dir)
+	sp, err := specialTokens(dir, tok, ct, mc, gc)
+	if err != nil {
+		return nil, err
 	}
-	if eos < 0 {
-		return nil, fmt.Errorf("%s: no EOS token (neither tokenizer_config.json eos_token nor config.json eos_token_id)", dir)
-	}
-	opts.EOS = eos
-	opts.EndOfTurn = []int{eos}
+	opts.BOS, opts.EOS, opts.EndOfTurn = sp.BOS, sp.EOS, sp.EndOfTurn
 	if mc != nil {
-		opts.EndOfTurn = append(opts.EndOfTurn, mc.EOSTokenIDs...)
-	}
-	for _, t := range []string{"<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<|endoftext|>"} {
-		if id, ok := tok.TokenToID(t); ok && !slices.Contains(opts.EndOfTurn, id) {
-			opts.EndOfTurn = append(opts.EndOfTurn, id)
-		}
-	}
-	// BOS: whatever the post-processor puts before the text (Llama's <s>; nothing for Qwen).
-	plain, with := tok.Encode("a"), tok.EncodeWithSpecial("a")
-	if i := indexOf(with, plain); i > 0 {
-		opts.BOS = with[:i]
+		opts.VocabSize = mc.VocabSize
 	}
 	enc, err := dataset.NewEncoder(tok, opts)
 	if err != nil {
 		return nil, usageErrorf("%w", err)
 	}
-	return &textPipeline{tok: tok, enc: enc}, nil
+	return &textPipeline{tok: tok, enc: enc, special: sp}, nil
 }
 
-func indexOf(s, sub []int) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if slices.Equal(s[i:i+len(sub)], sub) {
-			return i
-		}
+// specialTokens resolves BOS, EOS and the end-of-turn ids of the model in dir: the one
+// rule (tokenizer.ResolveSpecial) that train, eval and generate share. tmpl (the
+// tokenizer_config.json), mc and gc may be nil.
+func specialTokens(dir string, tok *tokenizer.Tokenizer, tmpl *chattemplate.Template, mc *modelcfg.Config, gc *sample.GenerationConfig) (tokenizer.Special, error) {
+	var cfg tokenizer.SpecialConfig
+	if tmpl != nil {
+		cfg.EOSToken = tmpl.EOS()
 	}
-	return -1
+	if mc != nil {
+		cfg.EOSTokenIDs = mc.EOSTokenIDs
+	}
+	if gc != nil {
+		cfg.GenerationEOSTokenIDs = gc.EOSTokenIDs
+	}
+	sp, err := tok.ResolveSpecial(cfg)
+	if err != nil {
+		return sp, fmt.Errorf("%s: %w", dir, err)
+	}
+	return sp, nil
 }
 
 // dataReport counts what happened to the rows of one source.
@@ -116,14 +116,6 @@ func (r *dataReport) print(w io.Writer, name string) {
 	}
 }
 
-// readRows reads one data file: parquet by extension, JSONL otherwise.
-func readRows(path string, opts dataset.ReadOptions) ([]dataset.Row, []dataset.BadRow, error) {
-	if strings.EqualFold(filepath.Ext(path), ".parquet") {
-		return dataset.ReadParquet(path, opts)
-	}
-	return dataset.ReadFile(path, opts)
-}
-
 // loadRows reads a local file or the files of a HF dataset split.
 func loadRows(ctx context.Context, stdio *IO, file, hubID, hubConfig, split string, opts dataset.ReadOptions) ([]dataset.Row, []dataset.BadRow, error) {
 	paths := []string{file}
@@ -144,13 +136,25 @@ func loadRows(ctx context.Context, stdio *IO, file, hubID, hubConfig, split stri
 				break
 			}
 		}
-		r, b, err := readRows(p, o)
+		r, b, err := dataset.ReadPath(ctx, p, o)
 		rows, bad = append(rows, r...), append(bad, b...)
 		if err != nil {
-			return rows, bad, err
+			if ctx != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return rows, bad, fmt.Errorf("reading %s: interrupted: %w", p, err)
+			}
+			return rows, bad, readErr(err)
 		}
 	}
 	return rows, bad, nil
+}
+
+// readErr adds the flag that raises the row size limit to a too-long row's error.
+func readErr(err error) error {
+	var tl *dataset.TooLongError
+	if errors.As(err, &tl) {
+		return fmt.Errorf("%w (raise it with --max-line-bytes)", err)
+	}
+	return err
 }
 
 // encodeRows tokenises rows; rows without trainable tokens are skipped (or, strict, fatal).

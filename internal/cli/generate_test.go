@@ -202,3 +202,49 @@ func TestGenerateQuantized(t *testing.T) {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
 }
+
+// A chat template that refuses the conversation is reported once, naming the template
+// line, before the weights are loaded.
+func TestGenerateChatTemplateError(t *testing.T) {
+	dir := genTestModel(t)
+	path := filepath.Join(dir, "tokenizer_config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["chat_template"] = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}" +
+		"{% for m in messages %}{{ m['content'] }}{% endfor %}"
+	data, _ = json.Marshal(cfg)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, stdin := range []string{"", "hello\n"} {
+		args := []string{"--model", dir, "--chat", "--system", "Be brief."}
+		if stdin == "" {
+			args = append(args, "--prompt", "hello")
+		}
+		code, _, errOut := runGenerateCmd(t, stdin, args...)
+		want := "bidora: chat template line 1: raise_exception: System role not supported\n"
+		if code != ExitError || !strings.HasSuffix(errOut, want) || strings.Count(errOut, "chat template") != 1 {
+			t.Errorf("stdin %q: exit %d, stderr %q; want it to end with %q", stdin, code, errOut, want)
+		}
+		if strings.Contains(errOut, "--quantization") {
+			t.Errorf("stdin %q: the model was loaded before the template was tried: %q", stdin, errOut)
+		}
+	}
+}
+
+// A chat session reads a message line of any length the chat template can hold, and
+// names the limit beyond it (it said "bufio.Scanner: token too long").
+func TestGenerateChatLongLine(t *testing.T) {
+	dir := genTestModel(t)
+	code, _, errOut := runGenerateCmd(t, "hello\n"+strings.Repeat("x", replMaxLine+1)+"\n", "--model", dir, "--chat", "--max-new-tokens", "2", "--json")
+	want := "stdin:2: line longer than the limit of 16 MiB: a chat message is one line of stdin"
+	if code != ExitError || !strings.Contains(errOut, want) || strings.Contains(errOut, "token too long") {
+		t.Fatalf("exit %d, stderr %q; want %q", code, errOut, want)
+	}
+}

@@ -8,11 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
+	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/hub"
 	"github.com/bidora/bidora/internal/progress"
 	"github.com/bidora/bidora/tokenizer"
@@ -38,6 +38,8 @@ type tokenizeOptions struct {
 	JSONL      string
 	AddSpecial bool
 	JSON       bool
+	// MaxLineBytes bounds one --jsonl line.
+	MaxLineBytes int
 }
 
 func newTokenizeCmd(stdio *IO) *cobra.Command {
@@ -53,7 +55,7 @@ recognised. --add-special also applies the post-processor (BOS and the like).
 With --jsonl, rows {"text": ...} are read (one per line, "-" = stdin) and rows {"ids": [...]}
 are written in the same order, one per input row, as soon as each row is read. A bad row is
 reported on stderr with file:line, gets {"error": ...} in the output, and makes the exit
-status 1 at the end.`,
+status 1 at the end. A line longer than --max-line-bytes stops the run with an error.`,
 		Example: `  bidora tokenize --tokenizer ../shared/tokenizers/qwen3 --text 'fn main() {}'
   bidora tokenize --tokenizer ./my-model --text 'Hello' --add-special --json
   bidora tokenize --tokenizer ./tokenizer.json --jsonl data.jsonl > ids.jsonl
@@ -70,6 +72,7 @@ status 1 at the end.`,
 	f.StringVar(&opts.JSONL, "jsonl", "", `JSONL file of {"text": ...} rows ("-" reads stdin)`)
 	f.BoolVar(&opts.AddSpecial, "add-special", false, "apply the post-processor (BOS and the like)")
 	f.BoolVar(&opts.JSON, "json", false, `with --text: print {"ids": [...], "tokens": [...], "count": n}`)
+	f.IntVar(&opts.MaxLineBytes, "max-line-bytes", dataset.DefaultMaxLineBytes, "longest --jsonl line in bytes")
 	return cmd
 }
 
@@ -79,6 +82,9 @@ func runTokenize(ctx context.Context, stdio *IO, opts *tokenizeOptions) error {
 	}
 	if opts.TextSet == (opts.JSONL != "") {
 		return usageErrorf("give exactly one of --text or --jsonl")
+	}
+	if opts.MaxLineBytes < 0 {
+		return usageErrorf("--max-line-bytes must be positive (0 = the default %s), got %d", dataset.FormatBytes(dataset.DefaultMaxLineBytes), opts.MaxLineBytes)
 	}
 	if ctx == nil {
 		ctx = context.Background()
@@ -102,14 +108,16 @@ func runTokenize(ctx context.Context, stdio *IO, opts *tokenizeOptions) error {
 	if name == "-" {
 		name = "<stdin>"
 	} else {
-		f, err := os.Open(opts.JSONL)
+		f, err := dataset.OpenFile(ctx, opts.JSONL)
 		if err != nil {
 			return fmt.Errorf("--jsonl: %w", err)
 		}
 		defer f.Close()
 		in = f
 	}
-	return tokenizeJSONL(ctx, stdio, name, in, encode)
+	in, stop := dataset.ContextReader(ctx, in)
+	defer stop()
+	return tokenizeJSONL(ctx, stdio, name, in, opts.MaxLineBytes, encode)
 }
 
 func writeTextResult(w io.Writer, tok *tokenizer.Tokenizer, ids []int, asJSON bool) error {
@@ -140,17 +148,21 @@ func appendIDsRow(b []byte, ids []int) []byte {
 
 // tokenizeJSONL streams rows: each output row is flushed as soon as no more input is
 // already buffered, so a pipe sees an answer per line while a file is written in bulk.
-func tokenizeJSONL(ctx context.Context, stdio *IO, name string, in io.Reader, encode func(string) []int) error {
-	r := bufio.NewReaderSize(in, 1<<16)
+func tokenizeJSONL(ctx context.Context, stdio *IO, name string, in io.Reader, maxLine int, encode func(string) []int) error {
+	r := dataset.NewLineReader(in, name, maxLine)
 	w := bufio.NewWriterSize(stdio.Out, 1<<16)
 	var buf []byte
 	bad := 0
-	for lineNo := 1; ; lineNo++ {
+	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		line, readErr := r.ReadBytes('\n')
-		if len(line) > 0 {
+		line, readErr := r.Next()
+		lineNo := r.Line()
+		if lineNo == 1 {
+			line = bytes.TrimPrefix(line, []byte("\uFEFF"))
+		}
+		if readErr == nil {
 			trimmed := trimSpaceBytes(line)
 			if len(trimmed) > 0 {
 				var row struct {
@@ -186,6 +198,13 @@ func tokenizeJSONL(ctx context.Context, stdio *IO, name string, in io.Reader, en
 			break
 		}
 		if readErr != nil {
+			var tl *dataset.TooLongError
+			if errors.As(readErr, &tl) {
+				return fmt.Errorf("%w (raise it with --max-line-bytes)", readErr)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return fmt.Errorf("reading %s: %w", name, readErr)
 		}
 	}
