@@ -69,7 +69,7 @@ the resolved configuration and why, without loading anything.`,
 	_ = cmd.MarkFlagFilename("val-file")
 	_ = cmd.MarkFlagDirname("output")
 	for name, values := range map[string][]string{
-		"quantization": config.Quantizations, "method": config.Methods, "lr-scheduler": config.Schedulers,
+		"quantization": config.Quantizations, "base-dtype": config.BaseDTypes, "method": config.Methods, "lr-scheduler": config.Schedulers,
 		"optimizer": config.Optimizers, "template": config.Templates, "log-format": config.LogFormats,
 		"hypergrad": config.Hypergrads, "targets": append([]string{"all-linear"}, config.Projections...),
 	} {
@@ -107,6 +107,7 @@ func resolveTrain(ctx context.Context, stdio *IO, fs *pflag.FlagSet, opts *train
 	if mc == nil {
 		return nil, about, nil
 	}
+	about = append(about, resolveConfigBaseDType(cfg, mc)...)
 	info := detectHardware(ctx, cfg.Output)
 	req := planRequest(cfg, origins)
 	if !cfg.AutoHardware {
@@ -178,7 +179,7 @@ func lookupModel(ref string) (*modelcfg.Config, []string, error) {
 func planRequest(cfg *config.Train, o config.Origins) memplan.Request {
 	return memplan.Request{
 		Settings: memplan.Settings{
-			Quant: memplan.Quant(cfg.Quantization), Method: cfg.Method, Rank: cfg.Rank,
+			Quant: memplan.Quant(cfg.Quantization), BaseDType: cfg.BaseDType, Method: cfg.Method, Rank: cfg.Rank,
 			Targets: cfg.Targets, Optimizer: cfg.Optimizer, BatchSize: cfg.BatchSize,
 			SeqLen: cfg.MaxSeqLen, GradCheckpointing: cfg.GradCheckpointing, Dropout: cfg.Dropout,
 		},

@@ -286,6 +286,7 @@ func wrapDataErr(err error) error {
 // loadModel loads the base with the resolved --quantization (auto-adjust has turned
 // auto into a format when the model's shape was known up front; otherwise it is
 // resolved here from the downloaded config, and means none with --auto-hardware=false)
+// and --base-dtype (auto, when still so, is resolved from the downloaded weights),
 // and attaches the adapter.
 func (r *trainRun) loadModel(ctx context.Context, stdio *IO) error {
 	cfg := r.cfg
@@ -293,10 +294,11 @@ func (r *trainRun) loadModel(ctx context.Context, stdio *IO) error {
 	if q == "auto" && !cfg.AutoHardware {
 		q = "none"
 	}
+	base, _ := resolveBaseDType(model.BaseDType(cfg.BaseDType), r.dir, r.mc) // auto: as stored
 	kind := resolveAutoQuant(ctx, stdio.Err, q, r.mc, memplan.Settings{Method: cfg.Method, Rank: cfg.Rank,
 		Targets: cfg.Targets, Optimizer: cfg.Optimizer, BatchSize: cfg.BatchSize, SeqLen: cfg.MaxSeqLen,
-		GradCheckpointing: cfg.GradCheckpointing, Dropout: cfg.Dropout}, cfg.Output)
-	m, err := loadQuantModel(stdio.Err, r.dir, kind, model.Options{NoCheckpointing: !cfg.GradCheckpointing, Seed: uint64(cfg.Seed), Name: cfg.Model})
+		GradCheckpointing: cfg.GradCheckpointing, Dropout: cfg.Dropout, BaseDType: string(base)}, cfg.Output)
+	m, err := loadQuantModel(stdio.Err, r.dir, kind, model.Options{NoCheckpointing: !cfg.GradCheckpointing, Seed: uint64(cfg.Seed), Name: cfg.Model, BaseDType: base})
 	if err != nil {
 		return fmt.Errorf("loading model %s: %w", cfg.Model, err)
 	}
