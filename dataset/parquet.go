@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +28,9 @@ func ReadParquet(path string, opts ReadOptions) (rows []Row, bad []BadRow, err e
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, nil, fmt.Errorf("%s: a parquet file must be a regular file (it is read at random offsets), not a pipe or device", path)
+	}
+	if err := checkParquetFooter(f, fi.Size()); err != nil {
+		return nil, nil, fmt.Errorf("%s: not a readable parquet file: %w", path, err)
 	}
 	pf, err := parquet.OpenFile(f, fi.Size())
 	if err != nil {
@@ -90,4 +94,26 @@ func recordMembers(rec map[string]any) (members, error) {
 		}
 	}
 	return obj, nil
+}
+
+// checkParquetFooter checks the file's trailer (footer length, then "PAR1") before the
+// parquet reader trusts it: the reader allocates the footer length it reads, so a
+// damaged or hostile file could otherwise ask for gigabytes.
+func checkParquetFooter(f io.ReaderAt, size int64) error {
+	const magic = "PAR1"
+	if size < 12 {
+		return fmt.Errorf("%d bytes is too short for a parquet file", size)
+	}
+	var tail [8]byte
+	if _, err := f.ReadAt(tail[:], size-8); err != nil {
+		return err
+	}
+	if string(tail[4:]) != magic {
+		return fmt.Errorf("no %s magic at the end", magic)
+	}
+	footer := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if footer > size-12 {
+		return fmt.Errorf("footer of %d bytes in a file of %d bytes", footer, size)
+	}
+	return nil
 }

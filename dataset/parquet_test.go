@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,5 +49,24 @@ func TestReadParquet(t *testing.T) {
 	}
 	if _, _, err := ReadParquet(filepath.Join("parquet_test.go"), ReadOptions{}); err == nil || !strings.Contains(err.Error(), "not a readable parquet file") {
 		t.Fatalf("non-parquet: %v", err)
+	}
+}
+
+// TestParquetHostileFooter: a footer length larger than the file is refused before
+// the parquet reader allocates it (PAR1PAR1 asked for 827 MB).
+func TestParquetHostileFooter(t *testing.T) {
+	for _, data := range [][]byte{
+		[]byte("PAR1PAR1"),
+		append([]byte("PAR1xxxxxxxx"), 0xff, 0xff, 0xff, 0xff, 'P', 'A', 'R', '1'),
+		[]byte("PAR1 no magic at the end"),
+	} {
+		path := filepath.Join(t.TempDir(), "x.parquet")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := ReadParquet(path, ReadOptions{})
+		if err == nil || !strings.Contains(err.Error(), "not a readable parquet file") {
+			t.Errorf("%q: err %v", data, err)
+		}
 	}
 }
