@@ -28,8 +28,10 @@ type evalOptions struct {
 	MaxSeqLen     int
 	BatchSize     int
 	Quantization  string
+	BaseDType     string
 	Threads       int
 	JSON          bool
+	MaxLineBytes  int
 }
 
 func newEvalCmd(stdio *IO) *cobra.Command {
@@ -40,7 +42,8 @@ func newEvalCmd(stdio *IO) *cobra.Command {
 		Long: `eval computes the token-weighted mean cross-entropy over all label tokens of a dataset,
 and its perplexity exp(loss), for a base model or base + PEFT adapter.
 
---data takes the same formats as train (JSONL or parquet): chat messages, instruction,
+--data takes the same formats as train (JSONL, a JSON array, CSV/TSV with a header,
+parquet, or a text file as one text row; chosen by extension): chat messages, instruction,
 prompt/completion, text/code, or pre-tokenised {"input_ids":[…], "labels":[…]} in the HF
 convention (position t predicts labels[t+1], -100 ignored, labels default to input_ids).
 Text rows are rendered with --template and masked as in training (loss on responses).
@@ -49,7 +52,9 @@ skips rows silently. Rows longer than --max-seq-len are truncated.
 
 --quantization holds the base's projection weights in NF4 or INT8 (quantised while
 loading), as a QLoRA/QDoRA run trained them; auto picks what this machine's memory
-calls for, as train does. A bitsandbytes 4-bit checkpoint is used as stored.`,
+calls for, as train does. A bitsandbytes 4-bit checkpoint is used as stored.
+--base-dtype holds the weights that are not quantised as stored by default (an f32
+checkpoint in f32, bf16 in bf16, f16 in bf16), or in bf16 or f32.`,
 		Example: `  bidora eval --model ./Qwen2.5-0.5B --data val.jsonl
   bidora eval --model Qwen/Qwen2.5-Coder-1.5B-Instruct --adapter ./output --data val.jsonl --json
   bidora eval --model ../shared/models/code14m --data rows.jsonl --template plain
@@ -62,15 +67,18 @@ calls for, as train does. A bitsandbytes 4-bit checkpoint is used as stored.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.Model, "model", "", "base model: local HF directory, HF repo id or catalog preset")
 	f.StringVar(&opts.Adapter, "adapter", "", "PEFT adapter directory or HF repo id (optional)")
-	f.StringVar(&opts.Data, "data", "", "data file (JSONL or parquet), same formats as train")
+	f.StringVar(&opts.Data, "data", "", "data file (JSONL/JSON/CSV/TSV/Parquet/text), same formats as train")
 	f.StringVar(&opts.Template, "template", "auto", "prompt template for text rows: auto, chat, alpaca or plain")
 	f.BoolVar(&opts.TrainOnPrompt, "train-on-prompt", false, "count prompt tokens in the loss too")
 	f.IntVar(&opts.MaxSeqLen, "max-seq-len", 2048, "truncate rows to this many tokens")
 	f.IntVar(&opts.BatchSize, "batch-size", 4, "rows per forward pass")
 	f.StringVar(&opts.Quantization, "quantization", "auto", quantUsage)
+	f.StringVar(&opts.BaseDType, "base-dtype", "auto", baseDTypeUsage)
 	f.IntVar(&opts.Threads, "threads", 0, "worker threads (0 = all cores)")
 	f.BoolVar(&opts.JSON, "json", false, `print {"loss":…, "perplexity":…, "tokens":…}`)
+	f.IntVar(&opts.MaxLineBytes, "max-line-bytes", dataset.DefaultMaxLineBytes, "longest data row in bytes (a JSONL line, JSON array element, CSV record or text file)")
 	_ = cmd.RegisterFlagCompletionFunc("quantization", cobra.FixedCompletions(config.Quantizations, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("base-dtype", cobra.FixedCompletions(config.BaseDTypes, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -93,17 +101,23 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 		return usageErrorf("--batch-size must be at least 1, got %d", opts.BatchSize)
 	case opts.Threads < 0:
 		return usageErrorf("--threads must be 0 (all cores) or positive, got %d", opts.Threads)
+	case opts.MaxLineBytes < 0:
+		return usageErrorf("--max-line-bytes must be positive (0 = the default %s), got %d", dataset.FormatBytes(dataset.DefaultMaxLineBytes), opts.MaxLineBytes)
 	}
 	q, err := parseQuantFlag(opts.Quantization)
+	if err != nil {
+		return err
+	}
+	baseDType, err := parseBaseDTypeFlag(opts.BaseDType)
 	if err != nil {
 		return err
 	}
 	if opts.Threads > 0 {
 		kernels.SetThreads(opts.Threads)
 	}
-	rows, _, err := readRows(opts.Data, dataset.ReadOptions{Strict: true})
+	rows, _, err := dataset.ReadPath(ctx, opts.Data, dataset.ReadOptions{Strict: true, MaxLineBytes: opts.MaxLineBytes})
 	if err != nil {
-		return err
+		return readErr(err)
 	}
 	if len(rows) == 0 {
 		return fmt.Errorf("%s: no rows", opts.Data)
@@ -112,17 +126,18 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 	if err != nil {
 		return err
 	}
-	examples, err := encodeEvalRows(dir, rows, opts)
-	if err != nil {
-		return err
-	}
 	mc, err := modelcfg.Load(dir)
 	if err != nil {
 		return err
 	}
+	examples, err := encodeEvalRows(dir, mc, rows, opts)
+	if err != nil {
+		return err
+	}
+	base, _ := resolveBaseDType(baseDType, dir, mc)
 	kind := resolveAutoQuant(ctx, stdio.Err, q, mc, memplan.Settings{BatchSize: opts.BatchSize, SeqLen: opts.MaxSeqLen,
-		GradCheckpointing: true}, ".")
-	m, err := loadQuantModel(stdio.Err, dir, kind, model.Options{})
+		GradCheckpointing: true, BaseDType: string(base)}, ".")
+	m, err := loadQuantModel(stdio.Err, dir, kind, model.Options{BaseDType: base})
 	if err != nil {
 		return err
 	}
@@ -149,17 +164,14 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 }
 
 // encodeEvalRows tokenises rows; the tokenizer is loaded only when some row is text.
-// Rows left with no label token (all masked) count zero tokens rather than failing.
-func encodeEvalRows(dir string, rows []dataset.Row, opts *evalOptions) ([]dataset.Example, error) {
-	enc, err := dataset.NewEncoder(nil, dataset.EncodeOptions{Template: dataset.TemplatePlain, MaxSeqLen: opts.MaxSeqLen})
+// Every id is checked against the model's vocabulary. Rows left with no label token
+// (all masked) count zero tokens rather than failing.
+func encodeEvalRows(dir string, mc *modelcfg.Config, rows []dataset.Row, opts *evalOptions) ([]dataset.Example, error) {
+	enc, err := dataset.NewEncoder(nil, dataset.EncodeOptions{Template: dataset.TemplatePlain, MaxSeqLen: opts.MaxSeqLen, VocabSize: mc.VocabSize})
 	if err != nil {
 		return nil, err
 	}
 	if slices.ContainsFunc(rows, func(r dataset.Row) bool { return r.Kind != dataset.KindTokens }) {
-		mc, err := modelcfg.Load(dir)
-		if err != nil {
-			return nil, err
-		}
 		pipe, err := newTextPipeline(dir, mc, opts.Template, opts.TrainOnPrompt, opts.MaxSeqLen)
 		if err != nil {
 			return nil, err

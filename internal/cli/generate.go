@@ -1,9 +1,10 @@
 package cli
 
 import (
-	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bidora/bidora/chattemplate"
+	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/internal/memplan"
 	"github.com/bidora/bidora/kernels"
 	"github.com/bidora/bidora/model"
@@ -26,6 +28,7 @@ type generateOptions struct {
 	Model             string
 	Adapter           string
 	Quantization      string
+	BaseDType         string
 	Prompt            string
 	Chat              bool
 	System            string
@@ -90,6 +93,7 @@ turn in a chat session); stop_reason is eos, stop, length or interrupted.`,
 	f.StringVar(&opts.Model, "model", "", "base model: local HF directory, HF repo id or catalog preset")
 	f.StringVar(&opts.Adapter, "adapter", "", "PEFT adapter directory or HF repo id (optional)")
 	f.StringVar(&opts.Quantization, "quantization", "auto", quantUsage)
+	f.StringVar(&opts.BaseDType, "base-dtype", "auto", baseDTypeUsage)
 	f.StringVar(&opts.Prompt, "prompt", "", "the prompt (plain text, or the user message with --chat)")
 	f.BoolVar(&opts.Chat, "chat", false, "apply the chat template; without --prompt, read messages from stdin")
 	f.StringVar(&opts.System, "system", "", "system message (with --chat)")
@@ -122,6 +126,11 @@ func checkGenerateFlags(opts *generateOptions) error {
 		return err
 	}
 	opts.Quantization = q
+	d, err := parseBaseDTypeFlag(opts.BaseDType)
+	if err != nil {
+		return err
+	}
+	opts.BaseDType = string(d)
 	switch {
 	case opts.Model == "":
 		return usageErrorf("--model is required")
@@ -161,7 +170,8 @@ type generator struct {
 	tmpl    *chattemplate.Template
 	cache   *model.KVCache
 	sampler *sample.Sampler
-	eos     []int
+	special tokenizer.Special
+	eos     []int // where a reply stops: the end-of-turn ids training uses
 	maxNew  int
 }
 
@@ -186,10 +196,7 @@ func runGenerate(ctx context.Context, stdio *IO, opts *generateOptions) error {
 		_, err := g.reply(ctx, ids, tail(ids, streamContext))
 		return err
 	}
-	var msgs []chattemplate.Message
-	if opts.System != "" {
-		msgs = append(msgs, chattemplate.Message{Role: "system", Content: opts.System})
-	}
+	msgs := initialMessages(opts)
 	if opts.promptSet {
 		_, err := g.chatTurn(ctx, msgs, opts.Prompt)
 		return err
@@ -217,7 +224,16 @@ func loadGenerator(ctx context.Context, stdio *IO, opts *generateOptions, dir st
 	if err != nil {
 		return nil, err
 	}
-	g.eos = eosIDs(mc, gc, g.tmpl, g.tok)
+	// Without any EOS, a reply runs to --max-new-tokens (or a --stop string).
+	g.special, _ = specialTokens(dir, g.tok, g.tmpl, mc, gc)
+	g.eos = g.special.EndOfTurn
+	if opts.Chat {
+		// Render the opening of the conversation now, so that a template that refuses
+		// it (a system message it does not support) fails before the weights load.
+		if _, err := g.tmpl.Render(append(initialMessages(opts), chattemplate.Message{Role: "user", Content: cmp.Or(opts.Prompt, "hello")}), true); err != nil {
+			return nil, err
+		}
+	}
 	scfg := samplingConfig(gc, opts)
 	if g.sampler, err = sample.New(scfg); err != nil {
 		return nil, err
@@ -226,9 +242,10 @@ func loadGenerator(ctx context.Context, stdio *IO, opts *generateOptions, dir st
 	if !opts.changed("max-new-tokens") && gc.MaxNewTokens != nil && *gc.MaxNewTokens > 0 {
 		g.maxNew = *gc.MaxNewTokens
 	}
+	base, _ := resolveBaseDType(model.BaseDType(opts.BaseDType), dir, mc)
 	kind := resolveAutoQuant(ctx, stdio.Err, opts.Quantization, mc, memplan.Settings{BatchSize: 1,
-		SeqLen: max(256, min(mc.MaxPositionEmbeddings, 4096)), GradCheckpointing: true}, ".")
-	if g.m, err = loadQuantModel(stdio.Err, dir, kind, model.Options{}); err != nil {
+		SeqLen: max(256, min(mc.MaxPositionEmbeddings, 4096)), GradCheckpointing: true, BaseDType: string(base)}, ".")
+	if g.m, err = loadQuantModel(stdio.Err, dir, kind, model.Options{BaseDType: base}); err != nil {
 		return nil, err
 	}
 	if opts.Adapter != "" {
@@ -265,28 +282,18 @@ func samplingConfig(gc *sample.GenerationConfig, opts *generateOptions) sample.C
 	return c
 }
 
-// eosIDs gathers the end-of-sequence ids of config.json, generation_config.json and the
-// chat template's eos_token.
-func eosIDs(mc *modelcfg.Config, gc *sample.GenerationConfig, tmpl *chattemplate.Template, tok *tokenizer.Tokenizer) []int {
-	ids := slices.Concat(mc.EOSTokenIDs, gc.EOSTokenIDs)
-	if s := tmpl.EOS(); s != "" {
-		if id, ok := tok.TokenToID(s); ok {
-			ids = append(ids, id)
-		}
+// initialMessages is the conversation before the first user message.
+func initialMessages(opts *generateOptions) []chattemplate.Message {
+	if opts.System == "" {
+		return nil
 	}
-	slices.Sort(ids)
-	return slices.Compact(ids)
+	return []chattemplate.Message{{Role: "system", Content: opts.System}}
 }
 
-// encodePlain encodes a plain prompt with the tokenizer's post-processor (BOS), minus
-// a trailing EOS the post-processor may append.
+// encodePlain encodes a plain prompt as training encodes a text row: the BOS the
+// tokenizer's post-processor puts first, then the text.
 func (g *generator) encodePlain(text string) []int {
-	ids := g.tok.EncodeWithSpecial(text)
-	plain := g.tok.Encode(text)
-	if n := len(ids); n > 0 && slices.Contains(g.eos, ids[n-1]) && (len(plain) == 0 || plain[len(plain)-1] != ids[n-1]) {
-		ids = ids[:n-1]
-	}
-	return ids
+	return slices.Concat(g.special.BOS, g.tok.Encode(text))
 }
 
 func tail(ids []int, n int) []int { return ids[max(0, len(ids)-n):] }
@@ -296,10 +303,14 @@ func (g *generator) chatTurn(ctx context.Context, msgs []chattemplate.Message, u
 	msgs = append(msgs, chattemplate.Message{Role: "user", Content: user})
 	text, err := g.tmpl.Render(msgs, true)
 	if err != nil {
-		return "", fmt.Errorf("rendering the chat template: %w", err)
+		return "", err // it names the chat template and its line
 	}
 	return g.reply(ctx, g.tok.Encode(text), nil)
 }
+
+// replMaxLine bounds one message line of a chat session: the chat template builds no
+// longer string, and a longer message could not be rendered.
+const replMaxLine = 16 << 20
 
 // repl reads user messages from stdin, one per line, keeping the conversation. EOF or
 // Ctrl-C ends it.
@@ -308,17 +319,23 @@ func (g *generator) repl(ctx context.Context, msgs []chattemplate.Message) error
 	lines := make(chan string)
 	readErr := make(chan error, 1)
 	go func() {
-		sc := bufio.NewScanner(g.stdio.In)
-		sc.Buffer(make([]byte, 64*1024), 16<<20)
-		for sc.Scan() {
+		lr := dataset.NewLineReader(g.stdio.In, "stdin", replMaxLine)
+		for {
+			line, err := lr.Next()
+			if err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				readErr <- err
+				close(lines)
+				return
+			}
 			select {
-			case lines <- sc.Text():
+			case lines <- string(line):
 			case <-ctx.Done():
 				return
 			}
 		}
-		readErr <- sc.Err()
-		close(lines)
 	}()
 	for {
 		if interactive {
@@ -335,6 +352,10 @@ func (g *generator) repl(ctx context.Context, msgs []chattemplate.Message) error
 					fmt.Fprintln(g.stdio.Err)
 				}
 				if err := <-readErr; err != nil {
+					var tl *dataset.TooLongError
+					if errors.As(err, &tl) {
+						return fmt.Errorf("%w: a chat message is one line of stdin", err)
+					}
 					return fmt.Errorf("reading stdin: %w", err)
 				}
 				return nil
