@@ -67,6 +67,7 @@ func (t *Train) Resolve(o Origins) error {
 	nonNeg("eval-steps", t.EvalSteps)
 	nonNeg("save-steps", t.SaveSteps)
 	nonNeg("save-total-limit", t.SaveTotalLimit)
+	nonNeg("max-line-bytes", t.MaxLineBytes)
 	nonNeg("max-samples", t.MaxSamples)
 	nonNeg("threads", t.Threads)
 	if t.Epochs == 0 && t.MaxSteps == 0 {

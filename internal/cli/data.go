@@ -158,9 +158,12 @@ func readErr(err error) error {
 }
 
 // encodeRows tokenises rows; rows without trainable tokens are skipped (or, strict, fatal).
-func (p *textPipeline) encodeRows(rows []dataset.Row, strict bool, rep *dataReport) ([]dataset.Example, error) {
+func (p *textPipeline) encodeRows(ctx context.Context, rows []dataset.Row, strict bool, rep *dataReport) ([]dataset.Example, error) {
 	var out []dataset.Example
 	for _, r := range rows {
+		if err := ctx.Err(); err != nil { // Ctrl-C while tokenising a large data set
+			return nil, err
+		}
 		ex, trunc, err := p.enc.Encode(r)
 		if trunc {
 			rep.Truncated++

@@ -102,3 +102,18 @@ func TestTrainFromFakeHubDataset(t *testing.T) {
 		t.Fatalf("%d steps, want 3", len(l))
 	}
 }
+
+// TestTrainMaxLineBytes: train's --max-line-bytes bounds a data row, and the message
+// names the file:line and the limit.
+func TestTrainMaxLineBytes(t *testing.T) {
+	fakeHardware(t, 22)
+	data := filepath.Join(t.TempDir(), "d.jsonl")
+	if err := os.WriteFile(data, []byte(`{"text":"cube(1);"}`+"\n"+`{"text":"`+strings.Repeat("x", 4000)+`"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, "train", "--model", tinyModelDir(t, "llama"), "--train-file", data, "--output", filepath.Join(t.TempDir(), "o"),
+		"--max-steps", "1", "--val-split", "0", "--max-line-bytes", "1024")
+	if code == ExitOK || !strings.Contains(stderr, data+":2: line longer than the limit of 1 KiB") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+}

@@ -231,7 +231,7 @@ func outputError(err error) error {
 
 func (r *trainRun) loadData(ctx context.Context, stdio *IO) error {
 	cfg := r.cfg
-	ro := dataset.ReadOptions{Strict: cfg.Strict, MaxRows: cfg.MaxSamples}
+	ro := dataset.ReadOptions{Strict: cfg.Strict, MaxRows: cfg.MaxSamples, MaxLineBytes: cfg.MaxLineBytes}
 	name := cfg.TrainFile
 	if cfg.Dataset != "" {
 		name = cfg.Dataset + ":" + cfg.DatasetSplit
@@ -241,7 +241,7 @@ func (r *trainRun) loadData(ctx context.Context, stdio *IO) error {
 		return wrapDataErr(err)
 	}
 	rep := &dataReport{Bad: len(bad), BadRows: bad}
-	all, err := r.pipe.encodeRows(rows, cfg.Strict, rep)
+	all, err := r.pipe.encodeRows(ctx, rows, cfg.Strict, rep)
 	if err != nil {
 		return wrapDataErr(err)
 	}
@@ -251,12 +251,12 @@ func (r *trainRun) loadData(ctx context.Context, stdio *IO) error {
 	}
 	switch {
 	case cfg.ValFile != "":
-		vrows, vbad, err := loadRows(ctx, stdio, cfg.ValFile, "", "", "", dataset.ReadOptions{Strict: cfg.Strict})
+		vrows, vbad, err := loadRows(ctx, stdio, cfg.ValFile, "", "", "", dataset.ReadOptions{Strict: cfg.Strict, MaxLineBytes: cfg.MaxLineBytes})
 		if err != nil {
 			return wrapDataErr(err)
 		}
 		vrep := &dataReport{Bad: len(vbad), BadRows: vbad}
-		if r.valEx, err = r.pipe.encodeRows(vrows, cfg.Strict, vrep); err != nil {
+		if r.valEx, err = r.pipe.encodeRows(ctx, vrows, cfg.Strict, vrep); err != nil {
 			return wrapDataErr(err)
 		}
 		vrep.print(stdio.Err, cfg.ValFile)
