@@ -34,14 +34,14 @@ func TestDefaults(t *testing.T) {
 	if !reflect.DeepEqual(cfg, d) {
 		t.Errorf("flag defaults differ from Default():\n%+v\n%+v", cfg, d)
 	}
-	// DESIGN §2 defaults.
+	// The command-line contract's defaults (README, "Train").
 	if d.Model != "Qwen/Qwen2.5-Coder-7B-Instruct" || d.Rank != 8 || d.Alpha != 16 || d.Dropout != 0.05 ||
 		d.Epochs != 3 || d.BatchSize != 4 || d.GradAccum != 4 || d.LR != 2e-4 || d.WarmupSteps != 100 ||
 		d.WeightDecay != 0.01 || d.MaxGradNorm != 1 || d.MaxSeqLen != 2048 || d.ValSplit != 0.1 || d.Seed != 42 ||
 		!d.RSLoRA || !d.GradCheckpointing || !d.AutoHardware || d.UpperLRMult != 2 || d.OrthReg != 1e-5 ||
 		d.Method != "lora" || d.Output != "./output" || d.Hypergrad != "second-order" || d.Quantization != "auto" ||
 		strings.Join(d.Targets, ",") != "q_proj,k_proj,v_proj,o_proj" {
-		t.Errorf("defaults do not match DESIGN: %+v", d)
+		t.Errorf("defaults do not match the contract: %+v", d)
 	}
 }
 

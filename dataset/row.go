@@ -1,4 +1,4 @@
-// Package dataset reads fine-tuning data (the JSONL row kinds of DESIGN §3), turns rows
+// Package dataset reads fine-tuning data (the row kinds of docs/architecture.md), turns rows
 // into token ids with loss masks through a prompt template, splits off validation data
 // and groups examples into batches.
 //

@@ -50,7 +50,7 @@ Text rows are rendered with --template and masked as in training (loss on respon
 A row that cannot be read is an error naming file:line: eval measures, so it never
 skips rows silently. Rows longer than --max-seq-len are truncated.
 
---quantization holds the base's projection weights in NF4 or INT8 (quantised while
+--quantization holds the base's projection weights in NF4 or weight-only INT8 (quantised while
 loading), as a QLoRA/QDoRA run trained them; auto picks what this machine's memory
 calls for, as train does. A bitsandbytes 4-bit checkpoint is used as stored.
 --base-dtype holds the weights that are not quantised as stored by default (an f32
@@ -82,7 +82,7 @@ checkpoint in f32, bf16 in bf16, f16 in bf16), or in bf16 or f32.`,
 	return cmd
 }
 
-// evalResult is the JSON contract of eval (DESIGN §2).
+// evalResult is the JSON report of eval (a stable contract for scripts).
 type evalResult struct {
 	Loss       float64 `json:"loss"`
 	Perplexity float64 `json:"perplexity"`

@@ -29,7 +29,7 @@ whose last bit depends on the backend's reduction order (CUDA tree, CPU cascade)
 it is the f64 sum of the f32 values in index order, divided by n and rounded to f32,
 so that Go reproduces it exactly (it agrees with torch.mean to within 1 ulp).
 
-INT8 (DESIGN section 5): per output row scale = max |row| / 127 (f32), q = round(w / scale)
+INT8 (docs/architecture.md, "Formulas"): per output row scale = max |row| / 127 (f32), q = round(w / scale)
 with torch.round (half to even), clamped to [-127, 127]; an all-zero row has scale 0, q 0.
 """
 
