@@ -341,9 +341,9 @@ func trailing(next func() (byte, error), fail func(string, ...any) error) error 
 func readJSONValue(br *bufio.Reader, dst []byte, limit int, line *int) ([]byte, error) {
 	depth, inString, escaped := 0, false, false
 	for {
-		buf, err := br.Peek(br.Buffered())
+		buf, _ := br.Peek(br.Buffered()) // never fails: the bytes are buffered
 		if len(buf) == 0 {
-			if _, err = br.Peek(1); err != nil {
+			if _, err := br.Peek(1); err != nil {
 				if err == io.EOF {
 					if depth == 0 && !inString && len(dst) > 0 {
 						return dst, nil // a scalar at the very end

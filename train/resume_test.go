@@ -182,7 +182,6 @@ func TestSaveTotalLimitInARun(t *testing.T) {
 	}
 }
 
-
 // TestCheckpointSwapCrashRecovers models a crash at every point of a checkpoint swap
 // (the new checkpoint-4 written beside the old one, the old moved aside, the new in
 // place with the old still aside): after RecoverOutput the newest checkpoint is a
