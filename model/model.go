@@ -4,9 +4,10 @@
 // saves adapters in PEFT format. *Model is what the training loop trains (it
 // satisfies train.Model) and what eval and generate run.
 //
-// Memory (docs/architecture.md, "Memory"). Frozen weights stay in bf16 by default
-// (zero-copy views of the memory-mapped safetensors file when it is BF16; F32/F16 files
-// are converted once), or f32 with Options.F32Weights; the seven projections of every
+// Memory (docs/architecture.md, "Memory"). Frozen weights are held as stored by
+// default (Options.BaseDType: f32 stays f32, bf16 stays bf16, f16 becomes bf16), or in
+// bf16 or f32 as asked (zero-copy views of the mapped file when the dtypes match); the
+// seven projections of every
 // layer can be held in NF4 or INT8 instead (Options.Quant, package quant), quantised
 // while loading and used by fused dequantising GEMMs (QLoRA / QDoRA). Only adapter
 // tensors have gradients. All activation buffers live in one workspace sized for the

@@ -161,6 +161,7 @@ func (r *trainRun) trainOptions(logger *trainLogger, header []string) train.Opti
 		"model": cfg.Model, "method": cfg.Method, "rank": str(cfg.Rank), "alpha": str(cfg.Alpha),
 		"targets": strings.Join(normTargets(cfg.TargetModules()), ","), "rslora": str(cfg.RSLoRA),
 		"template": cfg.Template, "train-on-prompt": str(cfg.TrainOnPrompt), "quantization": cfg.Quantization,
+		"base-dtype": cfg.BaseDType,
 	}
 	if cfg.Method == "bidora" {
 		o.Identity["hypergrad"], o.Identity["no-retrain"], o.Identity["outer-split"] = cfg.Hypergrad, str(cfg.NoRetrain), str(cfg.OuterSplit)
