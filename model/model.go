@@ -7,9 +7,9 @@
 // Memory (docs/architecture.md, "Memory"). Frozen weights are held as stored by
 // default (Options.BaseDType: f32 stays f32, bf16 stays bf16, f16 becomes bf16), or in
 // bf16 or f32 as asked (zero-copy views of the mapped file when the dtypes match); the
-// seven projections of every
-// layer can be held in NF4 or INT8 instead (Options.Quant, package quant), quantised
-// while loading and used by fused dequantising GEMMs (QLoRA / QDoRA). Only adapter
+// seven projections of every layer can be held in NF4 or INT8 instead (Options.Quant,
+// package quant), quantised while loading and used by fused dequantising GEMMs (QLoRA
+// / QDoRA). Only adapter
 // tensors have gradients. All activation buffers live in one workspace sized for the
 // largest batch seen and are reused across layers and steps. With gradient
 // checkpointing (the default) the forward keeps each layer's input; the backward
