@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLockDirExcludesSecondLocker(t *testing.T) {
@@ -48,7 +49,7 @@ func TestLockDirReleasedWhenHolderDies(t *testing.T) {
 			os.Exit(1)
 		}
 		os.Stdout.WriteString("locked\n")
-		select {} // hold until killed
+		time.Sleep(time.Hour) // hold until killed (a bare select{} would die as a deadlock)
 	}
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLockDirReleasedWhenHolderDies$")
