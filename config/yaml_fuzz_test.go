@@ -2,20 +2,11 @@ package config
 
 import (
 	"bytes"
+	"github.com/bidora/bidora/internal/testutil"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 )
-
-// fuzzAllocBytes reports how many bytes fn allocates.
-func fuzzAllocBytes(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // fuzzLoad applies a YAML file named run.yaml over one command-line flag and
 // resolves, as the CLI does.
@@ -57,7 +48,7 @@ func FuzzYAML(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var cfg *Train
 		var yerr, rerr error
-		if n := fuzzAllocBytes(func() { cfg, yerr, rerr = fuzzLoad(t, data) }); n > 256*uint64(len(data))+4<<20 {
+		if n := testutil.AllocBytes(func() { cfg, yerr, rerr = fuzzLoad(t, data) }); n > 256*uint64(len(data))+4<<20 {
 			t.Fatalf("reading %d bytes of YAML allocated %d bytes", len(data), n)
 		}
 		if yerr != nil {

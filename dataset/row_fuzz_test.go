@@ -6,24 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bidora/bidora/internal/testutil"
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
 )
-
-// fuzzAllocBytes reports how many bytes fn allocates.
-func fuzzAllocBytes(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // rowSeeds are JSONL rows of every kind, good and bad.
 var rowSeeds = []string{
@@ -59,7 +50,7 @@ func FuzzParseRow(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var row Row
 		var err error
-		if n := fuzzAllocBytes(func() { row, err = ParseRow(data, Fields{}) }); n > 16*uint64(len(data))+64<<10 {
+		if n := testutil.AllocBytes(func() { row, err = ParseRow(data, Fields{}) }); n > 16*uint64(len(data))+64<<10 {
 			t.Fatalf("ParseRow of %d bytes allocated %d bytes", len(data), n)
 		}
 		if !json.Valid(data) {
@@ -262,7 +253,7 @@ func FuzzReadPath(f *testing.F) {
 		var rows []Row
 		var bad []BadRow
 		var err error
-		if n := fuzzAllocBytes(func() { rows, bad, err = ReadPath(context.Background(), path, opts) }); n > 64*uint64(len(data))+2<<20 {
+		if n := testutil.AllocBytes(func() { rows, bad, err = ReadPath(context.Background(), path, opts) }); n > 64*uint64(len(data))+2<<20 {
 			t.Fatalf("ReadPath of %d bytes allocated %d bytes", len(data), n)
 		}
 		for _, r := range rows {
@@ -314,7 +305,7 @@ func FuzzReadParquet(f *testing.F) {
 		}
 		var rows []Row
 		var err error
-		if n := fuzzAllocBytes(func() { rows, _, err = ReadParquet(path, ReadOptions{Fields: Fields{Text: "content"}}) }); n > 256*uint64(len(data))+8<<20 {
+		if n := testutil.AllocBytes(func() { rows, _, err = ReadParquet(path, ReadOptions{Fields: Fields{Text: "content"}}) }); n > 256*uint64(len(data))+8<<20 {
 			t.Fatalf("ReadParquet of %d bytes allocated %d bytes (err %v)", len(data), n, err)
 		}
 		for _, r := range rows {

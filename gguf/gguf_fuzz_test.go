@@ -3,21 +3,12 @@ package gguf
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/bidora/bidora/internal/testutil"
 	"math/bits"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 )
-
-// fuzzAllocBytes reports how many bytes fn allocates.
-func fuzzAllocBytes(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // elemBytes is the exact byte size of n elements of t, and false when it
 // does not fit in a uint64 or t is not sized by this package.
@@ -63,7 +54,7 @@ func FuzzRead(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var g *File
 		var err error
-		if n := fuzzAllocBytes(func() { g, err = Parse(data) }); n > 16*uint64(len(data))+64<<10 {
+		if n := testutil.AllocBytes(func() { g, err = Parse(data) }); n > 16*uint64(len(data))+64<<10 {
 			t.Fatalf("Parse of %d bytes allocated %d bytes", len(data), n)
 		}
 		if err != nil {
@@ -171,7 +162,7 @@ func TestArrayCountAllocation(t *testing.T) {
 	b = le.AppendUint64(b, 1<<20)
 	b = append(b, make([]byte, 1<<20)...)
 	var err error
-	if n := fuzzAllocBytes(func() { _, err = Parse(b) }); n > 2*uint64(len(b)) || err == nil {
+	if n := testutil.AllocBytes(func() { _, err = Parse(b) }); n > 2*uint64(len(b)) || err == nil {
 		t.Fatalf("Parse of %d bytes allocated %d bytes, err %v", len(b), n, err)
 	}
 }

@@ -3,19 +3,10 @@ package modelcfg
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/bidora/bidora/internal/testutil"
 	"reflect"
-	"runtime"
 	"testing"
 )
-
-// fuzzAllocBytes reports how many bytes fn allocates.
-func fuzzAllocBytes(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // FuzzParse feeds arbitrary bytes to Parse as config.json. A config that is
 // accepted must validate again, give positive projection shapes, and survive
@@ -39,7 +30,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var c *Config
 		var err error
-		if n := fuzzAllocBytes(func() { c, err = Parse(data) }); n > 64*uint64(len(data))+1<<20 {
+		if n := testutil.AllocBytes(func() { c, err = Parse(data) }); n > 64*uint64(len(data))+1<<20 {
 			t.Fatalf("Parse of %d bytes allocated %d bytes", len(data), n)
 		}
 		if err != nil {

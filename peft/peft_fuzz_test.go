@@ -2,22 +2,13 @@ package peft
 
 import (
 	"bytes"
+	"github.com/bidora/bidora/internal/testutil"
 	"math"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 )
-
-// fuzzAllocBytes reports how many bytes fn allocates.
-func fuzzAllocBytes(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // FuzzParseConfig feeds arbitrary bytes to ParseConfig as adapter_config.json.
 // An accepted config must validate, give every projection a positive rank and
@@ -43,7 +34,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var c *Config
 		var err error
-		if n := fuzzAllocBytes(func() { c, err = ParseConfig(data) }); n > 64*uint64(len(data))+1<<20 {
+		if n := testutil.AllocBytes(func() { c, err = ParseConfig(data) }); n > 64*uint64(len(data))+1<<20 {
 			t.Fatalf("ParseConfig of %d bytes allocated %d bytes", len(data), n)
 		}
 		if err != nil {

@@ -2,22 +2,13 @@ package safetensors
 
 import (
 	"bytes"
+	"github.com/bidora/bidora/internal/testutil"
 	"maps"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"testing"
 )
-
-// fuzzAllocBytes reports how many bytes fn allocates.
-func fuzzAllocBytes(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // FuzzRoundTrip feeds arbitrary file images to the parser. Parsing must not
 // allocate far more than the image, and an accepted file, written back with
@@ -36,7 +27,7 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var sf *File
 		var err error
-		if n := fuzzAllocBytes(func() { sf, err = parse("fuzz", data) }); n > 32*uint64(len(data))+1<<20 {
+		if n := testutil.AllocBytes(func() { sf, err = parse("fuzz", data) }); n > 32*uint64(len(data))+1<<20 {
 			t.Fatalf("parse of %d bytes allocated %d bytes", len(data), n)
 		}
 		if err != nil {

@@ -2,8 +2,8 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"github.com/bidora/bidora/internal/testutil"
 	"maps"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -11,15 +11,6 @@ import (
 
 	"github.com/bidora/bidora/internal/tinymodel"
 )
-
-// fuzzAllocBytes reports how many bytes fn allocates.
-func fuzzAllocBytes(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // metaspaceJSON is a small byte-fallback BPE tokenizer in the Llama-2 style,
 // exercising the normalizer, decoder and post-processor sequences.
@@ -68,7 +59,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, text string) {
 		var tok *Tokenizer
 		var err error
-		if n := fuzzAllocBytes(func() { tok, err = Parse(data) }); n > 64*uint64(len(data))+4<<20 {
+		if n := testutil.AllocBytes(func() { tok, err = Parse(data) }); n > 64*uint64(len(data))+4<<20 {
 			t.Fatalf("Parse of %d bytes allocated %d bytes", len(data), n)
 		}
 		if err != nil {
@@ -204,7 +195,7 @@ func TestParseFuzzFindings(t *testing.T) {
 		{"roberta id outside the vocab", `{"post_processor":{"type":"RobertaProcessing","sep":["</s>",2],"cls":["<s>",0]},"model":{"type":"BPE","vocab":{"a":0},"merges":[]}}`, "id 2"},
 	} {
 		var err error
-		if n := fuzzAllocBytes(func() { _, err = Parse([]byte(tc.json)) }); n > 1<<20 {
+		if n := testutil.AllocBytes(func() { _, err = Parse([]byte(tc.json)) }); n > 1<<20 {
 			t.Errorf("%s: Parse allocated %d bytes", tc.name, n)
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
