@@ -4,9 +4,8 @@ package gguf
 
 import (
 	"errors"
+	"github.com/bidora/bidora/internal/testutil"
 	"os"
-	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/bidora/bidora/internal/atomicfile"
@@ -15,18 +14,7 @@ import (
 // WriteFile refuses to replace a symlink or a FIFO and leaves it as it was.
 func TestWriteFileRefusesSpecialFiles(t *testing.T) {
 	dir := t.TempDir()
-	real := filepath.Join(dir, "real.gguf")
-	if err := os.WriteFile(real, []byte("keep"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(dir, "link.gguf")
-	if err := os.Symlink(real, link); err != nil {
-		t.Fatal(err)
-	}
-	fifo := filepath.Join(dir, "fifo.gguf")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	real, link, fifo := testutil.SpecialFiles(t, dir, ".gguf")
 	for _, p := range []string{link, fifo} {
 		before, _ := os.Lstat(p)
 		err := WriteFile(p, []KV{{"general.architecture", "llama"}}, nil)

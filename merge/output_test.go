@@ -3,6 +3,7 @@ package merge
 import (
 	"context"
 	"errors"
+	"github.com/bidora/bidora/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,27 +14,6 @@ import (
 	"github.com/bidora/bidora/peft"
 	"github.com/bidora/bidora/safetensors"
 )
-
-// copyTree copies the regular files of src into dst (created).
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // listFiles maps every file under dir (relative path) to its content.
 func listFiles(t *testing.T, dir string) map[string]string {
@@ -75,8 +55,8 @@ func TestMergeRefusesOverlappingOutput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(root, strings.ReplaceAll(tc.name, " ", "-"))
 			base, ad, out := filepath.Join(dir, tc.base), filepath.Join(dir, tc.ad), filepath.Join(dir, tc.out)
-			copyTree(t, srcBase, base)
-			copyTree(t, srcAdapter, ad)
+			testutil.CopyDir(t, srcBase, base)
+			testutil.CopyDir(t, srcAdapter, ad)
 			if tc.out == "link" {
 				if err := os.Symlink(base, out); err != nil {
 					t.Fatal(err)

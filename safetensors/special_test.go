@@ -5,9 +5,9 @@ package safetensors
 import (
 	"bytes"
 	"errors"
+	"github.com/bidora/bidora/internal/testutil"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/bidora/bidora/internal/atomicfile"
@@ -17,18 +17,7 @@ import (
 // leaving it as it was, and write the same bytes as Encode.
 func TestWriteRefusesSpecialFiles(t *testing.T) {
 	dir := t.TempDir()
-	real := filepath.Join(dir, "real.safetensors")
-	if err := os.WriteFile(real, []byte("keep"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(dir, "link.safetensors")
-	if err := os.Symlink(real, link); err != nil {
-		t.Fatal(err)
-	}
-	fifo := filepath.Join(dir, "fifo.safetensors")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	real, link, fifo := testutil.SpecialFiles(t, dir, ".safetensors")
 	tensor, err := NewTensor("w", F32, []int{2}, []float32{1, 2})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"github.com/bidora/bidora/internal/testutil"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -198,27 +199,13 @@ func TestCheckpointSwapCrashRecovers(t *testing.T) {
 	pid := strconv.Itoa(os.Getpid())
 	tmp := filepath.Join(o.Output, ".checkpoint-4.bidora-tmp-"+pid+"-1")
 	old := filepath.Join(o.Output, ".checkpoint-4.bidora-old-"+pid)
-	copyDir := func(src, dst string) {
-		t.Helper()
-		if err := os.MkdirAll(dst, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		entries, _ := os.ReadDir(src)
-		for _, e := range entries {
-			data, err := os.ReadFile(filepath.Join(src, e.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644)
-		}
-	}
 	for _, crash := range []struct {
 		name  string
 		setup func()
 	}{
-		{"new copy written, old in place", func() { copyDir(ck, tmp) }},
-		{"old moved aside, new not yet in place", func() { copyDir(ck, tmp); os.Rename(ck, old) }},
-		{"new in place, old still aside", func() { copyDir(ck, old) }},
+		{"new copy written, old in place", func() { testutil.CopyDir(t, ck, tmp) }},
+		{"old moved aside, new not yet in place", func() { testutil.CopyDir(t, ck, tmp); os.Rename(ck, old) }},
+		{"new in place, old still aside", func() { testutil.CopyDir(t, ck, old) }},
 		{"half-written new copy", func() { os.MkdirAll(tmp, 0o755); os.WriteFile(filepath.Join(tmp, stateFile), []byte("{"), 0o644) }},
 	} {
 		cks, _ := Checkpoints(o.Output)

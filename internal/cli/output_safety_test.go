@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"github.com/bidora/bidora/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,27 +12,6 @@ import (
 
 	"github.com/bidora/bidora/internal/tinymodel"
 )
-
-// copyDirForTest copies the regular files of src into dst (created).
-func copyDirForTest(t *testing.T, src, dst string) {
-	t.Helper()
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // merge --overwrite must never delete or overwrite its own inputs: an output
 // that contains, is, or lies inside --model or --adapter is a usage error
@@ -49,8 +29,8 @@ func TestMergeCmdRefusesOutputOverlappingInputs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			base, adapter, out := filepath.Join(dir, tc.base), filepath.Join(dir, tc.adapter), filepath.Join(dir, tc.out)
-			copyDirForTest(t, srcBase, base)
-			copyDirForTest(t, srcAdapter, adapter)
+			testutil.CopyDir(t, srcBase, base)
+			testutil.CopyDir(t, srcAdapter, adapter)
 			before := map[string]int64{}
 			filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 				if err == nil {
