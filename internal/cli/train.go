@@ -107,9 +107,11 @@ func resolveTrain(ctx context.Context, stdio *IO, fs *pflag.FlagSet, opts *train
 	if mc == nil {
 		return nil, about, nil
 	}
+	baseAuto := cfg.BaseDType == "" || cfg.BaseDType == "auto"
 	about = append(about, resolveConfigBaseDType(cfg, mc)...)
 	info := detectHardware(ctx, cfg.Output)
 	req := planRequest(cfg, origins)
+	req.BaseDTypeAuto = baseAuto && cfg.AutoHardware
 	if !cfg.AutoHardware {
 		req.Fixed = memplan.Fixed{BatchSize: true, GradAccum: true, SeqLen: true}
 		if req.Quant == memplan.QuantAuto {
@@ -118,6 +120,10 @@ func resolveTrain(ctx context.Context, stdio *IO, fs *pflag.FlagSet, opts *train
 	}
 	plan := memplan.AutoAdjust(mc, req, machineOf(info))
 	cfg.Quantization = string(plan.Quant)
+	if plan.BaseDType != "" && plan.BaseDType != cfg.BaseDType {
+		about = append(about, fmt.Sprintf("base-dtype: %s → %s (auto-adjust: an f32 base does not fit, bf16 does)", cfg.BaseDType, plan.BaseDType))
+		cfg.BaseDType = plan.BaseDType
+	}
 	cfg.BatchSize, cfg.GradAccum, cfg.MaxSeqLen = plan.BatchSize, plan.GradAccum, plan.SeqLen
 	about = append(about, "hardware: "+hardwareSummary(info))
 	return &plan, about, nil

@@ -41,6 +41,10 @@ type Request struct {
 	Settings
 	GradAccum int
 	Fixed     Fixed
+	// BaseDTypeAuto says Settings.BaseDType was resolved from the checkpoint (not
+	// asked for): with quantization auto, an f32 base that does not fit may be held
+	// in bf16 before quantising (Plan.BaseDType says which).
+	BaseDTypeAuto bool
 }
 
 // Plan is auto-adjust's answer.
@@ -50,6 +54,7 @@ type Plan struct {
 	MemoryBytes int64    `json:"memory_bytes"`
 	BudgetBytes int64    `json:"budget_bytes"`
 	Quant       Quant    `json:"quantization"`
+	BaseDType   string   `json:"base_dtype,omitempty"` // how unquantised frozen weights are held
 	BatchSize   int      `json:"batch_size"`
 	GradAccum   int      `json:"grad_accum"`
 	SeqLen      int      `json:"max_seq_len"`
@@ -92,8 +97,8 @@ func AutoAdjust(cfg *modelcfg.Config, req Request, m Machine) Plan {
 
 	s := req.Settings
 	s.SeqLen, s.BatchSize = p.SeqLen, p.BatchSize
-	p.Quant = p.pickQuant(cfg, s)
-	s.Quant = p.Quant
+	p.Quant, p.BaseDType = p.pickQuant(cfg, s, req.BaseDTypeAuto)
+	s.Quant, s.BaseDType = p.Quant, p.BaseDType
 
 	effective := p.BatchSize * p.GradAccum
 	fits := func(s Settings) bool { return Compute(cfg, s).Total <= p.BudgetBytes }
@@ -137,35 +142,45 @@ func AutoAdjust(cfg *modelcfg.Config, req Request, m Machine) Plan {
 // pickQuant returns s.Quant when the user chose one, and otherwise the most
 // precise mode whose frozen weights take at most WeightShareLimit of the budget
 // and whose run fits at batch 1 (falling back to NF4).
-func (p *Plan) pickQuant(cfg *modelcfg.Config, s Settings) Quant {
+func (p *Plan) pickQuant(cfg *modelcfg.Config, s Settings, baseAuto bool) (Quant, string) {
 	if s.Quant != QuantAuto && s.Quant != "" {
 		e := Compute(cfg, s)
 		p.reason("quantization %s (as requested): frozen weights %s = %.0f%% of the budget",
 			s.Quant, FormatBytes(e.Weights+e.Embeddings), share(e.Weights+e.Embeddings, p.BudgetBytes))
-		return s.Quant
+		return s.Quant, s.BaseDType
 	}
-	for _, q := range []Quant{QuantNone, QuantInt8, QuantNF4} {
+	type candidate struct {
+		q    Quant
+		base string
+	}
+	candidates := []candidate{{QuantNone, s.BaseDType}}
+	if baseAuto && s.BaseDType == BaseF32 {
+		// An f32 checkpoint held in bf16 loses less than quantising it.
+		candidates = append(candidates, candidate{QuantNone, BaseBF16})
+	}
+	candidates = append(candidates, candidate{QuantInt8, s.BaseDType}, candidate{QuantNF4, s.BaseDType})
+	for _, c := range candidates {
 		t := s
-		t.Quant, t.BatchSize = q, 1
+		t.Quant, t.BaseDType, t.BatchSize = c.q, c.base, 1
 		t.SeqLen = min(t.SeqLen, 512)
 		e := Compute(cfg, t)
 		w := e.Weights + e.Embeddings
 		sh := share(w, p.BudgetBytes)
-		name := string(q)
-		if q == QuantNone {
-			name = baseName(s.BaseDType)
+		name := string(c.q)
+		if c.q == QuantNone {
+			name = baseName(c.base)
 		}
 		if sh <= WeightShareLimit*100 && e.Total <= p.BudgetBytes {
-			p.reason("quantization %s: frozen weights %s = %.0f%% of the budget (limit %.0f%%)", describe(q, s.BaseDType), FormatBytes(w), sh, WeightShareLimit*100)
-			return q
+			p.reason("quantization %s: frozen weights %s = %.0f%% of the budget (limit %.0f%%)", describe(c.q, c.base), FormatBytes(w), sh, WeightShareLimit*100)
+			return c.q, c.base
 		}
-		if q != QuantNF4 {
+		if c.q != QuantNF4 {
 			p.reason("not %s: frozen weights %s would take %.0f%% of the budget (limit %.0f%%)", name, FormatBytes(w), sh, WeightShareLimit*100)
 		} else {
 			p.reason("quantization nf4, the smallest: frozen weights %s = %.0f%% of the budget", FormatBytes(w), sh)
 		}
 	}
-	return QuantNF4
+	return QuantNF4, s.BaseDType
 }
 
 func describe(q Quant, base string) string {
