@@ -110,6 +110,8 @@ func initCompletionCmd(root *cobra.Command) {
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, stdio *IO) int {
+	// os.Interrupt is Ctrl-C (and Ctrl-Break on Windows); SIGTERM is kill(1) on
+	// Unix and, on Windows, the console being closed, a logoff or a shutdown.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := NewRootCmd(stdio)
