@@ -186,9 +186,63 @@ func alignmentOf(kvs []KV) (uint64, error) {
 // Write writes a GGUF v3 file to w: the metadata in the given order, then the
 // tensors in the given order, each at the next aligned offset.
 func Write(w io.Writer, kvs []KV, tensors []Tensor) error {
-	al, err := alignmentOf(kvs)
+	heads := make([]TensorHeader, len(tensors))
+	for i, t := range tensors {
+		heads[i] = TensorHeader{Name: t.Name, Shape: t.Shape, Type: t.Type}
+	}
+	sw, err := NewWriter(w, kvs, heads)
 	if err != nil {
 		return err
+	}
+	for _, t := range tensors {
+		if err := sw.WriteTensor(t.Name, t.Data); err != nil {
+			return err
+		}
+	}
+	return sw.Close()
+}
+
+// TensorHeader is what a streaming Writer needs to know of a tensor before
+// its data: Shape is row-major, as in Tensor.
+type TensorHeader struct {
+	Name  string
+	Shape []int
+	Type  TensorType
+}
+
+// Size is the byte size of the tensor's data.
+func (h TensorHeader) Size() (uint64, error) {
+	n := uint64(1)
+	for _, d := range h.Shape {
+		if d <= 0 {
+			return 0, fmt.Errorf("gguf: tensor %q has shape %v; dimensions must be positive", h.Name, h.Shape)
+		}
+		n *= uint64(d)
+	}
+	size, err := h.Type.rowBytes(n)
+	if err != nil {
+		return 0, fmt.Errorf("gguf: tensor %q: %w", h.Name, err)
+	}
+	return size, nil
+}
+
+// Writer streams a GGUF file: NewWriter writes the header, metadata and
+// tensor descriptions; WriteTensor then takes each tensor's data in the
+// order given, so that only one tensor needs to be in memory at a time.
+type Writer struct {
+	bw    *bufio.Writer
+	e     *encoder
+	al    uint64
+	heads []TensorHeader
+	sizes []uint64
+	next  int
+}
+
+// NewWriter checks the metadata and tensor descriptions and writes them to w.
+func NewWriter(w io.Writer, kvs []KV, tensors []TensorHeader) (*Writer, error) {
+	al, err := alignmentOf(kvs)
+	if err != nil {
+		return nil, err
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
 	e := &encoder{w: bw}
@@ -199,43 +253,35 @@ func Write(w io.Writer, kvs []KV, tensors []Tensor) error {
 	seen := map[string]bool{}
 	for _, kv := range kvs {
 		if err := checkKey(kv.Key); err != nil {
-			return err
+			return nil, err
 		}
 		if seen[kv.Key] {
-			return fmt.Errorf("gguf: metadata key %q appears twice", kv.Key)
+			return nil, fmt.Errorf("gguf: metadata key %q appears twice", kv.Key)
 		}
 		seen[kv.Key] = true
 		e.str(kv.Key)
 		if err := e.value(kv.Value, true); err != nil {
-			return fmt.Errorf("gguf: metadata %q: %w", kv.Key, err)
+			return nil, fmt.Errorf("gguf: metadata %q: %w", kv.Key, err)
 		}
 	}
 	var off uint64
 	names := map[string]bool{}
-	for _, t := range tensors {
+	sizes := make([]uint64, len(tensors))
+	for i, t := range tensors {
 		switch {
 		case t.Name == "" || len(t.Name) > MaxNameLength:
-			return fmt.Errorf("gguf: tensor name %q: want 1 to %d bytes", t.Name, MaxNameLength)
+			return nil, fmt.Errorf("gguf: tensor name %q: want 1 to %d bytes", t.Name, MaxNameLength)
 		case names[t.Name]:
-			return fmt.Errorf("gguf: tensor %q appears twice", t.Name)
+			return nil, fmt.Errorf("gguf: tensor %q appears twice", t.Name)
 		case len(t.Shape) == 0 || len(t.Shape) > MaxDims:
-			return fmt.Errorf("gguf: tensor %q has %d dimensions; want 1 to %d", t.Name, len(t.Shape), MaxDims)
+			return nil, fmt.Errorf("gguf: tensor %q has %d dimensions; want 1 to %d", t.Name, len(t.Shape), MaxDims)
 		}
 		names[t.Name] = true
-		n := uint64(1)
-		for _, d := range t.Shape {
-			if d <= 0 {
-				return fmt.Errorf("gguf: tensor %q has shape %v; dimensions must be positive", t.Name, t.Shape)
-			}
-			n *= uint64(d)
-		}
-		size, err := t.Type.rowBytes(n)
+		size, err := t.Size()
 		if err != nil {
-			return fmt.Errorf("gguf: tensor %q: %w", t.Name, err)
+			return nil, err
 		}
-		if uint64(len(t.Data)) != size {
-			return fmt.Errorf("gguf: tensor %q: shape %v of %s needs %d bytes, got %d", t.Name, t.Shape, t.Type, size, len(t.Data))
-		}
+		sizes[i] = size
 		e.str(t.Name)
 		e.u32(uint32(len(t.Shape)))
 		for i := len(t.Shape) - 1; i >= 0; i-- {
@@ -246,14 +292,44 @@ func Write(w io.Writer, kvs []KV, tensors []Tensor) error {
 		off = align(off+size, al)
 	}
 	e.pad(al)
-	for _, t := range tensors {
-		e.bytes(t.Data)
-		e.pad(al)
-	}
 	if e.err != nil {
-		return fmt.Errorf("gguf: %w", e.err)
+		return nil, fmt.Errorf("gguf: %w", e.err)
 	}
-	return bw.Flush()
+	return &Writer{bw: bw, e: e, al: al, heads: tensors, sizes: sizes}, nil
+}
+
+// WriteTensor writes the data of the next tensor, which must be the one
+// named, in the size its header gives.
+func (w *Writer) WriteTensor(name string, data []byte) error {
+	if w.next >= len(w.heads) {
+		return fmt.Errorf("gguf: tensor %q: all %d tensors are already written", name, len(w.heads))
+	}
+	if h := w.heads[w.next]; h.Name != name {
+		return fmt.Errorf("gguf: tensor %q written where %q is due", name, h.Name)
+	}
+	if uint64(len(data)) != w.sizes[w.next] {
+		h := w.heads[w.next]
+		return fmt.Errorf("gguf: tensor %q: shape %v of %s needs %d bytes, got %d", name, h.Shape, h.Type, w.sizes[w.next], len(data))
+	}
+	w.e.bytes(data)
+	w.e.pad(w.al)
+	w.next++
+	if w.e.err != nil {
+		return fmt.Errorf("gguf: %w", w.e.err)
+	}
+	return nil
+}
+
+// Close checks that every tensor was written and flushes the buffer; it does
+// not close the underlying writer.
+func (w *Writer) Close() error {
+	if w.next != len(w.heads) {
+		return fmt.Errorf("gguf: %d of %d tensors written; %q is missing", w.next, len(w.heads), w.heads[w.next].Name)
+	}
+	if w.e.err != nil {
+		return fmt.Errorf("gguf: %w", w.e.err)
+	}
+	return w.bw.Flush()
 }
 
 // WriteFile writes a GGUF file atomically: to a temporary file in the same

@@ -21,6 +21,7 @@ import (
 )
 
 type exportOptions struct {
+	Model           string
 	Adapter         string
 	Format          string
 	Output          string
@@ -34,8 +35,15 @@ func newExportCmd(stdio *IO) *cobra.Command {
 	opts := &exportOptions{}
 	cmd := &cobra.Command{
 		Use:   "export",
-		Short: "Convert an adapter for other runtimes (GGUF LoRA for llama.cpp/Ollama)",
-		Long: `export writes a PEFT LoRA/rsLoRA adapter as a GGUF LoRA adapter that llama.cpp
+		Short: "Convert a model or an adapter for llama.cpp/Ollama (GGUF model, GGUF LoRA)",
+		Long: `export --format gguf writes a whole model as one GGUF file that llama.cpp
+(llama-cli, llama-server) and Ollama (FROM in a Modelfile) load: the base model of
+--model, with the LoRA or DoRA adapter of --adapter folded in when given (as
+'bidora merge' folds it), its tokenizer converted from tokenizer.json, the matrices
+in --dtype f32, f16, bf16 or q8_0 (norms and biases stay f32). It streams: one
+tensor is in memory at a time.
+
+export --format gguf-lora writes a PEFT LoRA/rsLoRA adapter as a GGUF LoRA adapter that llama.cpp
 (llama-cli/llama-server --lora) and Ollama (ADAPTER in a Modelfile) load on top of
 the GGUF of the same base model.
 
@@ -46,9 +54,10 @@ only config.json is fetched).
 
 The scale s of each module (alpha/r, alpha/√r with rsLoRA, rank and alpha patterns)
 is carried by adapter.lora.alpha, since llama.cpp scales by alpha/rank. DoRA
-adapters cannot be expressed as llama.cpp LoRA adapters: merge them with
-'bidora merge' and convert the merged model instead.`,
-		Example: `  bidora export --adapter ./output --format gguf-lora --output adapter.gguf
+adapters cannot be expressed as llama.cpp LoRA adapters: export the model with
+the adapter folded in (--format gguf --model BASE --adapter DORA) instead.`,
+		Example: `  bidora export --format gguf --model ./Qwen2.5-Coder-0.5B --adapter ./output --dtype q8_0 --output merged.gguf
+  bidora export --adapter ./output --format gguf-lora --output adapter.gguf
   bidora export --adapter ./output --format gguf-lora --output adapter-f16.gguf --dtype f16 --base-model-config ./Qwen2.5-Coder-7B-Instruct`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -56,11 +65,12 @@ adapters cannot be expressed as llama.cpp LoRA adapters: merge them with
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Adapter, "adapter", "", "PEFT adapter: local directory or HF repo id")
-	f.StringVar(&opts.Format, "format", "gguf-lora", "output format: gguf-lora")
-	f.StringVar(&opts.Output, "output", "", "file to write, e.g. adapter.gguf")
+	f.StringVar(&opts.Model, "model", "", "base model (--format gguf): local directory or HF repo id")
+	f.StringVar(&opts.Adapter, "adapter", "", "PEFT adapter: local directory or HF repo id (optional with --format gguf)")
+	f.StringVar(&opts.Format, "format", "gguf-lora", "output format: gguf (a whole model) or gguf-lora (an adapter)")
+	f.StringVar(&opts.Output, "output", "", "file to write, e.g. model.gguf or adapter.gguf")
 	f.StringVar(&opts.BaseModelConfig, "base-model-config", "", "base model directory or config.json (default: the adapter's base_model_name_or_path)")
-	f.StringVar(&opts.DType, "dtype", "f32", "tensor dtype: f32, f16 or bf16")
+	f.StringVar(&opts.DType, "dtype", "f32", "tensor dtype: f32, f16, bf16 (or q8_0 with --format gguf)")
 	f.BoolVar(&opts.Overwrite, "overwrite", false, "replace an existing --output file (a regular file only: symlinks, devices and pipes are refused)")
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON")
 	return cmd
@@ -75,27 +85,26 @@ type exportResult struct {
 }
 
 func runExport(ctx context.Context, stdio *IO, opts *exportOptions) error {
+	if opts.Format == "gguf" {
+		return runExportModel(ctx, stdio, opts)
+	}
 	switch {
+	case opts.Model != "":
+		return usageErrorf("--model is for --format gguf; a gguf-lora adapter takes its base's config from --base-model-config")
 	case opts.Adapter == "":
 		return usageErrorf("--adapter is required")
 	case opts.Output == "":
 		return usageErrorf("--output is required")
 	case opts.Format != "gguf-lora":
-		return usageErrorf("--format %q: want gguf-lora", opts.Format)
+		return usageErrorf("--format %q: want gguf or gguf-lora", opts.Format)
 	}
 	dt, err := parseDType("--dtype", opts.DType)
 	if err != nil {
 		return err
 	}
 	typ := map[safetensors.DType]gguf.TensorType{safetensors.F32: gguf.F32, safetensors.F16: gguf.F16, safetensors.BF16: gguf.BF16}[dt]
-	if err := atomicfile.CheckFile(opts.Output); err != nil {
-		if errors.Is(err, atomicfile.ErrNotReplaceable) {
-			return usageErrorf("--output: %v", err)
-		}
-		return fmt.Errorf("--output: %w", err)
-	}
-	if _, err := os.Lstat(opts.Output); err == nil && !opts.Overwrite {
-		return usageErrorf("--output %s exists (pass --overwrite to replace it)", opts.Output)
+	if err := checkExportOutput(opts); err != nil {
+		return err
 	}
 	if ctx == nil {
 		ctx = context.Background()
@@ -127,10 +136,8 @@ func runExport(ctx context.Context, stdio *IO, opts *exportOptions) error {
 	if name != "" {
 		name = filepath.Base(name) + " LoRA"
 	}
-	if dir := filepath.Dir(opts.Output); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
+	if err := mkdirOutput(opts.Output); err != nil {
+		return err
 	}
 	res, err := gguf.WriteLoRA(opts.Output, mods, base, gguf.LoRAOptions{Type: typ, Name: name})
 	if err != nil {
@@ -143,6 +150,96 @@ func runExport(ctx context.Context, stdio *IO, opts *exportOptions) error {
 	if res.Rescaled > 0 {
 		fmt.Fprintf(stdio.Out, "note: %d module(s) have a scale other than alpha/rank (alpha_pattern); their lora_b was rescaled to match\n", res.Rescaled)
 	}
+	return nil
+}
+
+// checkExportOutput refuses an --output that is not a regular file, or one
+// that exists without --overwrite.
+func checkExportOutput(opts *exportOptions) error {
+	if err := atomicfile.CheckFile(opts.Output); err != nil {
+		if errors.Is(err, atomicfile.ErrNotReplaceable) {
+			return usageErrorf("--output: %v", err)
+		}
+		return fmt.Errorf("--output: %w", err)
+	}
+	if _, err := os.Lstat(opts.Output); err == nil && !opts.Overwrite {
+		return usageErrorf("--output %s exists (pass --overwrite to replace it)", opts.Output)
+	}
+	return nil
+}
+
+func mkdirOutput(path string) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("--output: %w", err)
+		}
+	}
+	return nil
+}
+
+// exportModelResult is what export --format gguf prints with --json.
+type exportModelResult struct {
+	Output string `json:"output"`
+	Format string `json:"format"`
+	DType  string `json:"dtype"`
+	*merge.GGUFResult
+}
+
+// runExportModel writes a whole model, with an adapter folded in when given,
+// as one GGUF file.
+func runExportModel(ctx context.Context, stdio *IO, opts *exportOptions) error {
+	switch {
+	case opts.Model == "":
+		return usageErrorf("--model is required with --format gguf")
+	case opts.Output == "":
+		return usageErrorf("--output is required")
+	case opts.BaseModelConfig != "":
+		return usageErrorf("--base-model-config is for --format gguf-lora; --format gguf reads the config of --model")
+	}
+	types := map[string]gguf.TensorType{"f32": gguf.F32, "fp32": gguf.F32, "float32": gguf.F32,
+		"f16": gguf.F16, "fp16": gguf.F16, "float16": gguf.F16,
+		"bf16": gguf.BF16, "bfloat16": gguf.BF16, "q8_0": gguf.Q8_0, "q8": gguf.Q8_0}
+	typ, ok := types[strings.ToLower(opts.DType)]
+	if !ok {
+		return usageErrorf("--dtype %q: want f32, f16, bf16 or q8_0", opts.DType)
+	}
+	if err := checkExportOutput(opts); err != nil {
+		return err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	baseDir, err := hub.ResolveModel(ctx, opts.Model)
+	if err != nil {
+		return fmt.Errorf("--model: %w", err)
+	}
+	adapterDir := ""
+	if opts.Adapter != "" {
+		if adapterDir, err = hub.ResolveModel(ctx, opts.Adapter); err != nil {
+			return fmt.Errorf("--adapter: %w", err)
+		}
+	}
+	if err := mkdirOutput(opts.Output); err != nil {
+		return err
+	}
+	name := filepath.Base(filepath.Clean(opts.Model))
+	if opts.Adapter != "" {
+		name += " + " + filepath.Base(filepath.Clean(opts.Adapter))
+	}
+	res, err := merge.ExportGGUF(ctx, baseDir, adapterDir, opts.Output, merge.GGUFOptions{Type: typ, Name: name})
+	if err != nil {
+		return err
+	}
+	dt := strings.ToLower(typ.String())
+	if opts.JSON {
+		return json.NewEncoder(stdio.Out).Encode(exportModelResult{Output: opts.Output, Format: opts.Format, DType: dt, GGUFResult: res})
+	}
+	what := "base model"
+	if res.Method != "" {
+		what = fmt.Sprintf("%s adapter folded into %d weights", res.Method, res.Merged)
+	}
+	fmt.Fprintf(stdio.Out, "wrote %s: GGUF model (%s, %s, %d tensors, %s; tokenizer %s/%s, %d tokens)\n",
+		opts.Output, res.Architecture, dt, res.Tensors, what, res.Tokenizer, res.Pre, res.VocabSize)
 	return nil
 }
 
