@@ -39,12 +39,16 @@ func runLlamaCpp(t *testing.T, req map[string]any) *llamaCppResult {
 	if err != nil {
 		t.Fatal(err)
 	}
+	skip := t.Skip
+	if os.Getenv("BIDORA_REQUIRE_LLAMACPP") != "" {
+		skip = t.Fatal // CI installs both: a missing one is a failure there
+	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed: install Node.js and run `npm ci` in tools/llamacpp to check GGUF exports with llama.cpp")
+		skip("node is not installed: install Node.js and run `npm ci` in tools/llamacpp to check GGUF exports with llama.cpp")
 	}
 	if _, err := os.Stat(filepath.Join(tool, "node_modules", "node-llama-cpp", "package.json")); err != nil {
-		t.Skip("node-llama-cpp is not installed: run `npm ci` in tools/llamacpp to check GGUF exports with llama.cpp")
+		skip("node-llama-cpp is not installed: run `npm ci` in tools/llamacpp to check GGUF exports with llama.cpp")
 	}
 	data, err := json.Marshal(req)
 	if err != nil {
@@ -130,6 +134,7 @@ type ggufCase struct {
 	name    string
 	dir     string
 	adapter string
+	dora    bool
 	chat    []string // texts with special tokens (chat turns)
 }
 
@@ -155,11 +160,12 @@ func TestGGUFExportLlamaCpp(t *testing.T) {
 	} else {
 		t.Log("../shared/models/code14m absent: checking the random models only")
 	}
-	// Adapters folded in: DoRA on the Llama 3 model, LoRA on the Qwen2 one.
-	for i, dora := range []bool{true, false} {
+	// Adapters folded in: DoRA on the Llama 3 model, LoRA on the Qwen2 and
+	// Mistral ones (these are also loaded as GGUF LoRA adapters).
+	for i, dora := range []bool{true, false, false} {
 		c := cases[i]
 		base, adapter := c.dir, writeGGUFTestAdapter(t, c.dir, dora)
-		cases = append(cases, ggufCase{name: c.name + map[bool]string{true: "+dora", false: "+lora"}[dora], dir: base, adapter: adapter})
+		cases = append(cases, ggufCase{name: c.name + map[bool]string{true: "+dora", false: "+lora"}[dora], dir: base, adapter: adapter, dora: dora})
 	}
 
 	for _, c := range cases {
@@ -239,6 +245,27 @@ func TestGGUFExportLlamaCpp(t *testing.T) {
 				t.Errorf("greedy decoding differs:\nllama.cpp %d tokens %v = %q\nbidora    %d tokens %q (%s)", len(greedy), greedy, text, gen.Tokens, gen.Text, gen.StopReason)
 			} else {
 				t.Logf("greedy: %d tokens agree", len(greedy))
+			}
+
+			// A LoRA adapter exported as a GGUF LoRA adapter and applied by
+			// llama.cpp on top of the base GGUF gives the merged model's
+			// logits and greedy tokens.
+			if c.adapter != "" && !c.dora {
+				baseGGUF := exportGGUF(t, c.dir, "", "f32")
+				lora := filepath.Join(t.TempDir(), "adapter.gguf")
+				if code, stdout, stderr := runCLI(t, "", "export", "--format", "gguf-lora", "--adapter", c.adapter,
+					"--base-model-config", c.dir, "--output", lora); code != 0 {
+					t.Fatalf("export gguf-lora exit %d: %s%s", code, stdout, stderr)
+				}
+				r := runLlamaCpp(t, map[string]any{"model": baseGGUF, "lora": lora, "prompt": ids, "generate": 32})
+				d := logitsDiff(t, last, r.LogProbs)
+				t.Logf("base GGUF + GGUF LoRA: logits max-abs-normalised difference %.3g", d)
+				if d > 1e-3 {
+					t.Errorf("base GGUF + GGUF LoRA: logits differ from bidora's by %.3g relative, want ≤ 1e-3", d)
+				}
+				if !slices.Equal(r.Greedy, res.Greedy) {
+					t.Errorf("base GGUF + GGUF LoRA greedy %v, merged GGUF %v", r.Greedy, res.Greedy)
+				}
 			}
 
 			// Lower precisions: the logits within a looser tolerance.
