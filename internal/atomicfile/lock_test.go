@@ -11,7 +11,20 @@ import (
 	"time"
 )
 
+// lockers are the lock implementations: this system's LockDir and the
+// lock-file one that systems without file locks use, tested here everywhere.
+var lockers = []struct {
+	name string
+	lock func(dir string) (func() error, error)
+}{{"LockDir", LockDir}, {"excl", lockDirExcl}}
+
 func TestLockDirExcludesSecondLocker(t *testing.T) {
+	for _, l := range lockers {
+		t.Run(l.name, func(t *testing.T) { testExcludesSecondLocker(t, l.lock) })
+	}
+}
+
+func testExcludesSecondLocker(t *testing.T, LockDir func(string) (func() error, error)) {
 	dir := filepath.Join(t.TempDir(), "out")
 	unlock, err := LockDir(dir)
 	if err != nil {
@@ -44,16 +57,26 @@ func TestLockDirExcludesSecondLocker(t *testing.T) {
 // A lock held by a process that dies is released with it.
 func TestLockDirReleasedWhenHolderDies(t *testing.T) {
 	if os.Getenv("ATOMICFILE_LOCK_HELPER") != "" {
-		if _, err := LockDir(os.Getenv("ATOMICFILE_LOCK_HELPER")); err != nil {
+		lock := LockDir
+		if os.Getenv("ATOMICFILE_LOCKER") == "excl" {
+			lock = lockDirExcl
+		}
+		if _, err := lock(os.Getenv("ATOMICFILE_LOCK_HELPER")); err != nil {
 			os.Stdout.WriteString("error " + err.Error() + "\n")
 			os.Exit(1)
 		}
 		os.Stdout.WriteString("locked\n")
 		time.Sleep(time.Hour) // hold until killed (a bare select{} would die as a deadlock)
 	}
+	for _, l := range lockers {
+		t.Run(l.name, func(t *testing.T) { testReleasedWhenHolderDies(t, l.name, l.lock) })
+	}
+}
+
+func testReleasedWhenHolderDies(t *testing.T, name string, LockDir func(string) (func() error, error)) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLockDirReleasedWhenHolderDies$")
-	cmd.Env = append(os.Environ(), "ATOMICFILE_LOCK_HELPER="+dir)
+	cmd.Env = append(os.Environ(), "ATOMICFILE_LOCK_HELPER="+dir, "ATOMICFILE_LOCKER="+name)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -78,4 +101,35 @@ func TestLockDirReleasedWhenHolderDies(t *testing.T) {
 		t.Fatalf("after the holder died: %v", err)
 	}
 	unlock()
+}
+
+// A lock file naming a process that no longer runs is taken over by the
+// lock-file implementation; one naming a live process is not.
+func TestLockDirExclTakesOverStaleLock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, LockFileName)
+	saved := processAlive
+	t.Cleanup(func() { processAlive = saved })
+	processAlive = func(pid int) bool { return pid != 424242 }
+	if err := os.WriteFile(path, []byte("424242\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockDirExcl(dir)
+	if err != nil {
+		t.Fatalf("over a dead holder's lock: %v", err)
+	}
+	if got := readPID(path); got != os.Getpid() {
+		t.Fatalf("lock file names pid %d, want %d", got, os.Getpid())
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("424243\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = lockDirExcl(dir)
+	var busy *BusyError
+	if !errors.As(err, &busy) || busy.PID != 424243 {
+		t.Fatalf("over a live holder's lock: err = %v", err)
+	}
 }
