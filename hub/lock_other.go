@@ -1,42 +1,12 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package hub
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"time"
-)
+import "context"
 
-// lockFile takes an exclusive lock on path where flock is unavailable: the
-// lock is the existence of path+".excl", created with O_EXCL. A lock left by
-// a crashed process is considered stale after staleLock and taken over.
+// lockFile takes an exclusive lock on path, waiting until it is free or ctx
+// ends. This system has no file locks, so the lock is a lock file created
+// with O_EXCL (see lockFileExcl).
 func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	const staleLock = 10 * time.Minute
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("hub: creating lock folder: %w", err)
-	}
-	excl := path + ".excl"
-	for {
-		f, err := os.OpenFile(excl, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
-		if err == nil {
-			f.Close()
-			return func() { os.Remove(excl) }, nil
-		}
-		if !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("hub: locking %s: %w", path, err)
-		}
-		if fi, err := os.Stat(excl); err == nil && time.Since(fi.ModTime()) > staleLock {
-			os.Remove(excl)
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("hub: waiting for lock %s (another download of the same file is running): %w", path, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return lockFileExcl(ctx, path)
 }
