@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/bidora/bidora/internal/atomicfile"
 	"github.com/bidora/bidora/modelcfg"
@@ -343,11 +344,18 @@ func numel(shape []int) int {
 	return n
 }
 
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
 // EncodeTensor encodes row-major values as ggml type t (F32, F16, BF16 or
-// Q8_0; for Q8_0 the row length, and so the count, is a multiple of 32).
+// Q8_0; for Q8_0 the row length, and so the count, is a multiple of 32). For
+// F32 on a little-endian host the result shares vals' memory.
 func EncodeTensor(vals []float32, t TensorType) ([]byte, error) {
 	switch t {
 	case F32:
+		if littleEndian && len(vals) > 0 {
+			// The values' own bytes: no copy of what may be the largest tensor.
+			return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(vals))), 4*len(vals)), nil
+		}
 		return safetensors.EncodeFloat32(vals, safetensors.F32)
 	case F16:
 		return safetensors.EncodeFloat32(vals, safetensors.F16)
