@@ -1,7 +1,8 @@
 // Package hardware reports what the machine offers a training run: CPU model,
 // cores and SIMD features, RAM (and the container's cgroup memory limit), free
 // disk space and NVIDIA GPUs. Every source is injectable so tests run on fake
-// /proc and /sys trees.
+// /proc and /sys trees. Where there is no /proc (macOS, Windows) the CPU and
+// memory come from the system's own calls (SysCPU, SysMemory).
 package hardware
 
 import (
@@ -96,6 +97,14 @@ type Sources struct {
 	Statfs func(path string) (free, total int64, err error)
 	// NumCPU is the number of usable CPUs (default runtime.NumCPU).
 	NumCPU func() int
+	// SysCPU returns the CPU model and physical cores (0 when unknown) where
+	// there is no /proc/cpuinfo (default: sysctl on macOS, the registry on
+	// Windows; an error elsewhere).
+	SysCPU func() (model string, cores int, err error)
+	// SysMemory returns total and available RAM in bytes where there is no
+	// /proc/meminfo (default: sysctl on macOS, GlobalMemoryStatusEx on
+	// Windows; an error elsewhere).
+	SysMemory func() (total, available int64, err error)
 	// OS and Arch default to runtime.GOOS and runtime.GOARCH.
 	OS, Arch string
 }
@@ -152,6 +161,12 @@ func (s *Sources) fill() {
 	if s.NumCPU == nil {
 		s.NumCPU = runtime.NumCPU
 	}
+	if s.SysCPU == nil {
+		s.SysCPU = sysCPU
+	}
+	if s.SysMemory == nil {
+		s.SysMemory = sysMemory
+	}
 	if s.OS == "" {
 		s.OS = runtime.GOOS
 	}
@@ -175,7 +190,8 @@ func runCommand(ctx context.Context, name string, args ...string) ([]byte, error
 var errNotFound = errors.New("command not found")
 
 // cpu reads /proc/cpuinfo: the model name, logical CPUs and distinct
-// (physical id, core id) pairs; cgroup cpu.max caps the usable count.
+// (physical id, core id) pairs; cgroup cpu.max caps the usable count. Without
+// /proc/cpuinfo it asks SysCPU.
 func (s *Sources) cpu() (CPU, error) {
 	c := CPU{Features: s.Features(), Usable: s.NumCPU()}
 	if c.Features == nil {
@@ -184,6 +200,14 @@ func (s *Sources) cpu() (CPU, error) {
 	f, err := os.Open(s.path("/proc/cpuinfo"))
 	if err != nil {
 		c.Threads = c.Usable
+		if errors.Is(err, os.ErrNotExist) {
+			if model, cores, serr := s.SysCPU(); serr == nil {
+				c.Model, c.Cores = model, cores
+				return c, nil
+			} else if !errors.Is(serr, errUnsupported) {
+				err = serr
+			}
+		}
 		return c, fmt.Errorf("reading CPU info: %w", err)
 	}
 	defer f.Close()
@@ -268,10 +292,24 @@ func (s *Sources) cgroupFile(name string) string {
 }
 
 // memory reads MemTotal and MemAvailable from /proc/meminfo and the cgroup
-// limit: v2 memory.max / memory.current, else v1 memory.limit_in_bytes / usage_in_bytes.
+// limit: v2 memory.max / memory.current, else v1 memory.limit_in_bytes /
+// usage_in_bytes. Without /proc/meminfo it asks SysMemory.
 func (s *Sources) memory() (Memory, error) {
 	var m Memory
 	data, err := os.ReadFile(s.path("/proc/meminfo"))
+	if errors.Is(err, os.ErrNotExist) {
+		total, avail, serr := s.SysMemory()
+		if serr == nil {
+			if total <= 0 {
+				return m, errors.New("reading memory info: the system reports no RAM")
+			}
+			m.Total, m.Available = total, min(max(avail, 0), total)
+			return m, nil
+		}
+		if !errors.Is(serr, errUnsupported) {
+			err = serr
+		}
+	}
 	if err != nil {
 		return m, fmt.Errorf("reading memory info: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -57,7 +58,38 @@ func sources(root string, gpuOut string, gpuErr error) Sources {
 		Run: func(_ context.Context, name string, _ ...string) ([]byte, error) {
 			return []byte(gpuOut), gpuErr
 		},
-		OS: "linux", Arch: "amd64",
+		SysCPU:    func() (string, int, error) { return "", 0, errUnsupported },
+		SysMemory: func() (int64, int64, error) { return 0, 0, errUnsupported },
+		OS:        "linux", Arch: "amd64",
+	}
+}
+
+// Without /proc (macOS, Windows) CPU and memory come from the system's calls;
+// their errors are reported, and the report stays usable.
+func TestDetectWithoutProc(t *testing.T) {
+	s := sources(fakeRoot(t, map[string]string{}), "", errNotFound)
+	s.OS = "windows"
+	s.SysCPU = func() (string, int, error) { return "Apple M3 Pro", 6, nil }
+	s.SysMemory = func() (int64, int64, error) { return 36 << 30, 20 << 30, nil }
+	info := s.Detect(context.Background(), "")
+	if len(info.Warnings) != 0 {
+		t.Errorf("warnings %q", info.Warnings)
+	}
+	if info.CPU.Model != "Apple M3 Pro" || info.CPU.Cores != 6 || info.CPU.Threads != 4 || info.CPU.Usable != 4 {
+		t.Errorf("cpu %+v", info.CPU)
+	}
+	if want := (Memory{Total: 36 << 30, Available: 20 << 30}); info.Memory != want {
+		t.Errorf("memory %+v, want %+v", info.Memory, want)
+	}
+
+	s.SysCPU = func() (string, int, error) { return "", 0, errors.New("sysctl: no such key") }
+	s.SysMemory = func() (int64, int64, error) { return 0, 0, errors.New("GlobalMemoryStatusEx: denied") }
+	info = s.Detect(context.Background(), "")
+	if len(info.Warnings) != 2 || !strings.Contains(info.Warnings[0], "sysctl: no such key") || !strings.Contains(info.Warnings[1], "GlobalMemoryStatusEx: denied") {
+		t.Errorf("warnings %q, want the two system errors", info.Warnings)
+	}
+	if info.CPU.Threads != 4 || info.Memory.Total != 0 {
+		t.Errorf("after errors: cpu %+v memory %+v", info.CPU, info.Memory)
 	}
 }
 
