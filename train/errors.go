@@ -28,10 +28,17 @@ func (e *ResumeMismatchError) Error() string {
 	return fmt.Sprintf("%s was made with %s %s, this run has %s", e.Checkpoint, e.Name, e.Saved, e.Run)
 }
 
-// NoDataError is a phase without examples.
-type NoDataError struct{ Phase string }
+// NoDataError is a phase without examples, or (NoLoss) whose examples carry no label
+// with loss.
+type NoDataError struct {
+	Phase  string
+	NoLoss bool
+}
 
 func (e *NoDataError) Error() string {
+	if e.NoLoss {
+		return fmt.Sprintf("phase %s: no example has a label that carries loss (all labels are masked)", e.Phase)
+	}
 	return fmt.Sprintf("phase %s has no training examples", e.Phase)
 }
 

@@ -255,3 +255,18 @@ func TestSaveErrorSaysItOnce(t *testing.T) {
 		t.Errorf("%q says saving adapter %d times", err, n)
 	}
 }
+
+// TestAllLabelsMaskedStops: data in which no label carries loss is an error, not an
+// endless walk over empty epochs.
+func TestAllLabelsMaskedStops(t *testing.T) {
+	ex := corpus(6, 11)
+	for i := range ex {
+		for j := range ex[i].Labels {
+			ex[i].Labels[j] = dataset.IgnoreIndex
+		}
+	}
+	var nd *NoDataError
+	if _, err := fit(context.Background(), newBigram(11), ex, nil, opts(t)); !errors.As(err, &nd) || !nd.NoLoss {
+		t.Fatalf("want a NoDataError (no loss), got %v", err)
+	}
+}

@@ -274,6 +274,7 @@ func (l *loop) run() (*Result, error) {
 		sched := o.schedule(total)
 		for st.PhaseStep < total {
 			batches := dataset.EpochBatches(ph.Data, st.Epoch, o.batchOptions())
+			fromStep, fromBatch := st.PhaseStep, st.Batch
 			for st.Batch < len(batches) && st.PhaseStep < total {
 				if l.ctx.Err() != nil {
 					return l.interrupt()
@@ -332,6 +333,10 @@ func (l *loop) run() (*Result, error) {
 				}
 			}
 			if st.Batch >= len(batches) {
+				if fromBatch == 0 && st.PhaseStep == fromStep {
+					// A whole epoch without a label that carries loss would loop forever.
+					return nil, &NoDataError{Phase: ph.Name, NoLoss: true}
+				}
 				st.Epoch, st.Batch = st.Epoch+1, 0
 			}
 		}
