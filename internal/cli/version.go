@@ -9,8 +9,38 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Version is set at build time with -ldflags "-X github.com/bidora/bidora/internal/cli.Version=v1.2.3".
-var Version = "dev"
+// Version, Commit and Date are stamped in by the release build
+// (tools/release/release.sh) with -ldflags "-X
+// github.com/bidora/bidora/internal/cli.Version=v1.2.3 -X ...Commit=<sha> -X
+// ...Date=<RFC 3339>". Where they are not, the Go toolchain's build
+// information fills them: the module version of `go install ...@v1.2.3`, and
+// vcs.revision and vcs.time of a build inside a git checkout.
+var (
+	Version = "dev"
+	Commit  = ""
+	Date    = ""
+)
+
+// buildStamp is the version, commit and date to report: the stamped values,
+// else what the build information holds.
+func buildStamp(bi *debug.BuildInfo, ok bool) (version, commit, date string) {
+	version, commit, date = Version, Commit, Date
+	if !ok || bi == nil {
+		return version, commit, date
+	}
+	if version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		version = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && commit == "":
+			commit = s.Value
+		case s.Key == "vcs.time" && date == "":
+			date = s.Value
+		}
+	}
+	return version, commit, date
+}
 
 type versionOptions struct {
 	JSON bool
@@ -32,22 +62,18 @@ func newVersionCmd(stdio *IO) *cobra.Command {
 }
 
 func runVersion(stdio *IO, opts *versionOptions) error {
-	commit := ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				commit = s.Value
-			}
-		}
-	}
+	version, commit, date := buildStamp(debug.ReadBuildInfo())
 	if opts.JSON {
 		return json.NewEncoder(stdio.Out).Encode(map[string]string{
-			"version": Version, "commit": commit, "go": runtime.Version(),
+			"version": version, "commit": commit, "date": date, "go": runtime.Version(),
 			"os": runtime.GOOS, "arch": runtime.GOARCH,
 		})
 	}
-	fmt.Fprintf(stdio.Out, "bidora %s", Version)
-	if commit != "" {
+	fmt.Fprintf(stdio.Out, "bidora %s", version)
+	switch {
+	case commit != "" && date != "":
+		fmt.Fprintf(stdio.Out, " (%.12s, %s)", commit, date)
+	case commit != "":
 		fmt.Fprintf(stdio.Out, " (%.12s)", commit)
 	}
 	fmt.Fprintf(stdio.Out, " %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
