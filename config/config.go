@@ -120,7 +120,7 @@ func (t *Train) fields() []Field {
 		{"quantization", "Model", "frozen projection weights: auto (chosen from memory), nf4 (4-bit NormalFloat, QLoRA), int8 (weight-only, per-row absmax; not LLM.int8) or none (not quantised: held in --base-dtype)", Quantizations, &t.Quantization, "auto"},
 		{"base-dtype", "Model", "frozen weights that are not quantised (embeddings, LM head; the projections with --quantization none): auto (as stored: f32 stays f32, bf16 stays bf16, f16 becomes bf16), bf16 (half the memory of f32) or f32 (exact)", BaseDTypes, &t.BaseDType, "auto"},
 
-		{"method", "Adapter", "adapter: lora, dora or bidora", Methods, &t.Method, "lora"},
+		{"method", "Adapter", "adapter: lora, dora or bidora (bidora = bilevel DoRA: only for a few rows trained for many epochs, where the adapter overfits; costs 2× the optimiser steps and 2.5–4× DoRA's time; try DoRA with fewer epochs first; --hypergrad first-order is the cheaper variant)", Methods, &t.Method, "lora"},
 		{"rank", "Adapter", "adapter rank r", nil, &t.Rank, 8},
 		{"alpha", "Adapter", "adapter scaling alpha", nil, &t.Alpha, 16.0},
 		{"dropout", "Adapter", "dropout on the adapter input, in [0,1)", nil, &t.Dropout, 0.05},
