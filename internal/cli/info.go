@@ -118,8 +118,14 @@ func runInfo(ctx context.Context, stdio *IO, opts *infoOptions) error {
 	for _, r := range p.Reasons {
 		fmt.Fprintf(stdio.Out, "  - %s\n", r)
 	}
+	fmt.Fprintf(stdio.Out, "Method: %s\n", methodAdvice)
 	return nil
 }
+
+// methodAdvice is which --method to pick, as docs/bidora.md's three-seed runs found.
+const methodAdvice = "lora (the default) or dora (consistently a little better, similar cost); " +
+	"bidora only for a small data set trained for many epochs where the adapter overfits, " +
+	"with --hypergrad first-order: it costs 2x the steps and 2.5-4x DoRA's time, and DoRA with fewer epochs did as well in our runs"
 
 func orNone(s string) string {
 	if s == "" {

@@ -16,7 +16,7 @@ func TestInfoText(t *testing.T) {
 	}
 	for _, want := range []string{"Test CPU", "2 physical", "avx2 fma", "22.0 GiB available", "50.0 GiB free",
 		"NVIDIA GeForce RTX 4090", "no GPU backend yet", "Recommended for Qwen/Qwen2.5-Coder-7B-Instruct",
-		"--quantization  int8", "Why:"} {
+		"--quantization  int8", "Why:", "Method: lora (the default) or dora", "bidora only for a small data set"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("info lacks %q:\n%s", want, out)
 		}
