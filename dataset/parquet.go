@@ -9,6 +9,8 @@ import (
 	"slices"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // ReadParquet reads rows from a parquet file (the format HF datasets are served in).
@@ -16,6 +18,13 @@ import (
 // their JSON form), so the same row kinds, column mapping (opts.Fields) and bad-row
 // handling apply; a row's source is "file.parquet:row N" (N from 1).
 func ReadParquet(path string, opts ReadOptions) (rows []Row, bad []BadRow, err error) {
+	// The parquet library panics on some damaged files (slice bounds in its page
+	// index reader, found by fuzzing): a user's file must give an error, not a crash.
+	defer func() {
+		if r := recover(); r != nil {
+			rows, bad, err = nil, nil, fmt.Errorf("%s: not a readable parquet file (the parquet reader failed: %v)", path, r)
+		}
+	}()
 	ctx := opts.Context
 	f, err := openData(ctx, path)
 	if err != nil {
@@ -32,8 +41,11 @@ func ReadParquet(path string, opts ReadOptions) (rows []Row, bad []BadRow, err e
 	if err := checkParquetFooter(f, fi.Size()); err != nil {
 		return nil, nil, fmt.Errorf("%s: not a readable parquet file: %w", path, err)
 	}
-	pf, err := parquet.OpenFile(f, fi.Size())
+	pf, err := parquet.OpenFile(f, fi.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
+		return nil, nil, fmt.Errorf("%s: not a readable parquet file: %w", path, err)
+	}
+	if err := checkParquetPages(f, fi.Size(), pf.Metadata()); err != nil {
 		return nil, nil, fmt.Errorf("%s: not a readable parquet file: %w", path, err)
 	}
 	r := parquet.NewGenericReader[map[string]any](pf, pf.Schema())
@@ -116,4 +128,73 @@ func checkParquetFooter(f io.ReaderAt, size int64) error {
 		return fmt.Errorf("footer of %d bytes in a file of %d bytes", footer, size)
 	}
 	return nil
+}
+
+// Bounds on what a parquet page may declare: the reader allocates a page's sizes
+// before it reads it, so a damaged or hostile header could otherwise ask for
+// gigabytes (found by fuzzing).
+const (
+	maxParquetPage      = 1 << 30 // uncompressed bytes of one page
+	maxParquetInflation = 2000    // uncompressed / compressed: beyond is a bomb, not text
+)
+
+// checkParquetPages walks every column chunk's page headers and checks that each page
+// lies inside its chunk, each chunk inside the file, and that no page inflates beyond
+// the bounds above.
+func checkParquetPages(f io.ReaderAt, size int64, md *format.FileMetaData) error {
+	for g, rg := range md.RowGroups {
+		for c, cc := range rg.Columns {
+			m := cc.MetaData
+			start := m.DataPageOffset
+			if m.DictionaryPageOffset > 0 && m.DictionaryPageOffset < start {
+				start = m.DictionaryPageOffset
+			}
+			end := start + m.TotalCompressedSize
+			if start < 4 || m.TotalCompressedSize < 0 || end > size || end < start {
+				return fmt.Errorf("row group %d column %d: pages at [%d, %d) outside the file of %d bytes", g, c, start, end, size)
+			}
+			for off := start; off < end; {
+				h, hlen, err := readPageHeader(f, off, end)
+				if err != nil {
+					return fmt.Errorf("row group %d column %d: page header at %d: %w", g, c, off, err)
+				}
+				comp, unc := int64(h.CompressedPageSize), int64(h.UncompressedPageSize)
+				next := off + hlen + comp
+				if comp < 0 || unc < 0 || next > end {
+					return fmt.Errorf("row group %d column %d: page at %d declares %d bytes, beyond its column chunk", g, c, off, comp)
+				}
+				if unc > maxParquetPage || unc > maxParquetInflation*comp+(1<<20) {
+					return fmt.Errorf("row group %d column %d: page at %d declares %d uncompressed bytes from %d", g, c, off, unc, comp)
+				}
+				off = next
+			}
+		}
+	}
+	return nil
+}
+
+// readPageHeader decodes the page header at off from the bytes themselves (thrift's
+// stream reader allocates a declared length before reading it; the bytes reader
+// slices), in a window that grows until the header fits, up to the chunk's end.
+func readPageHeader(f io.ReaderAt, off, end int64) (*format.PageHeader, int64, error) {
+	for window := int64(64 << 10); ; window *= 4 {
+		n := min(window, end-off)
+		buf := make([]byte, n)
+		if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
+			return nil, 0, err
+		}
+		r := (&thrift.CompactProtocol{}).NewReaderFromBytes(buf)
+		var h format.PageHeader
+		err := thrift.NewDecoder(r).Decode(&h)
+		if err == nil {
+			read, ok := r.(interface{ BytesRead() int })
+			if !ok {
+				return nil, 0, fmt.Errorf("cannot measure the header")
+			}
+			return &h, int64(read.BytesRead()), nil
+		}
+		if n == end-off || window >= 64<<20 {
+			return nil, 0, err
+		}
+	}
 }

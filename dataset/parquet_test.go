@@ -1,6 +1,8 @@
 package dataset
 
 import (
+	"fmt"
+	"github.com/parquet-go/parquet-go/compress"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,6 +69,30 @@ func TestParquetHostileFooter(t *testing.T) {
 		_, _, err := ReadParquet(path, ReadOptions{})
 		if err == nil || !strings.Contains(err.Error(), "not a readable parquet file") {
 			t.Errorf("%q: err %v", data, err)
+		}
+	}
+}
+
+// TestParquetPagesChecked: a page that declares more bytes than its column chunk (a
+// 1 GB allocation in the parquet reader before this check) is refused at once, and
+// real files with many pages, dictionaries and compression pass the check.
+func TestParquetPagesChecked(t *testing.T) {
+	_, _, err := ReadParquet(filepath.Join("testdata", "hostile-page-size.parquet"), ReadOptions{Fields: Fields{Text: "content"}})
+	if err == nil || !strings.Contains(err.Error(), "beyond its column chunk") {
+		t.Fatalf("hostile page size: err %v", err)
+	}
+	var rows []pqRow
+	for i := range 5000 {
+		rows = append(rows, pqRow{Instruction: strings.Repeat("make a cube ", i%7+1), Output: fmt.Sprintf("cube(%d);", i%13)})
+	}
+	for _, codec := range []compress.Codec{&parquet.Snappy, &parquet.Zstd, &parquet.Gzip, &parquet.Uncompressed} {
+		path := filepath.Join(t.TempDir(), "many.parquet")
+		if err := parquet.WriteFile(path, rows, parquet.PageBufferSize(512), parquet.MaxRowsPerRowGroup(1000), parquet.Compression(codec)); err != nil {
+			t.Fatal(err)
+		}
+		got, bad, err := ReadParquet(path, ReadOptions{})
+		if err != nil || len(got) != len(rows) || len(bad) != 0 {
+			t.Fatalf("%s: %d rows, %d bad, err %v", codec, len(got), len(bad), err)
 		}
 	}
 }
