@@ -210,7 +210,8 @@ func TestAutoTemplate(t *testing.T) {
 	if _, err := NewEncoder(tok, EncodeOptions{Template: TemplateChat}); err == nil || !strings.Contains(err.Error(), "no chat_template") {
 		t.Fatal(err)
 	}
-	if _, err := NewEncoder(tok, EncodeOptions{Template: "jinja"}); err == nil || !strings.Contains(err.Error(), "--template") {
+	var te *TemplateError // the field is named; the command line names its flag
+	if _, err := NewEncoder(tok, EncodeOptions{Template: "jinja"}); !errors.As(err, &te) || te.Template != "jinja" {
 		t.Fatal(err)
 	}
 }

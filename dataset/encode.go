@@ -95,11 +95,11 @@ func NewEncoder(tok Tokenizer, opts EncodeOptions) (*Encoder, error) {
 		}
 	case TemplateChat:
 		if opts.Chat == nil {
-			return nil, errors.New("--template chat: the tokenizer has no chat_template in tokenizer_config.json; use alpaca or plain")
+			return nil, &TemplateError{Template: string(opts.Template), Msg: "the tokenizer has no chat_template in tokenizer_config.json; use alpaca or plain"}
 		}
 	case TemplateAlpaca, TemplatePlain:
 	default:
-		return nil, fmt.Errorf("--template %q: want one of auto, chat, alpaca, plain", opts.Template)
+		return nil, &TemplateError{Template: string(opts.Template), Msg: "want one of auto, chat, alpaca, plain"}
 	}
 	if opts.MaxSeqLen < 0 {
 		return nil, fmt.Errorf("max sequence length %d: want ≥ 0", opts.MaxSeqLen)
@@ -425,3 +425,11 @@ func toInt32(v []int) []int32 {
 	}
 	return out
 }
+
+// TemplateError is an EncodeOptions.Template that cannot be used.
+type TemplateError struct {
+	Template string
+	Msg      string
+}
+
+func (e *TemplateError) Error() string { return fmt.Sprintf("template %q: %s", e.Template, e.Msg) }

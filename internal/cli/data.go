@@ -65,6 +65,10 @@ func newTextPipeline(dir string, mc *modelcfg.Config, template string, trainOnPr
 		opts.VocabSize = mc.VocabSize
 	}
 	enc, err := dataset.NewEncoder(tok, opts)
+	var te *dataset.TemplateError
+	if errors.As(err, &te) {
+		return nil, usageErrorf("--template %s: %s", te.Template, te.Msg)
+	}
 	if err != nil {
 		return nil, usageErrorf("%w", err)
 	}

@@ -117,3 +117,26 @@ func TestTrainMaxLineBytes(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 }
+
+// TestTemplateChatWithoutTemplate: --template chat on a tokenizer without a chat
+// template names the flag (the dataset package reports the field, the CLI the flag).
+func TestTemplateChatWithoutTemplate(t *testing.T) {
+	fakeHardware(t, 22)
+	data := filepath.Join(t.TempDir(), "d.jsonl")
+	os.WriteFile(data, []byte(`{"text":"cube(1);"}`+"\n"), 0o644)
+	model := tinyModelDir(t, "llama")
+	cfgPath := filepath.Join(model, "tokenizer_config.json")
+	var tc map[string]any
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil || json.Unmarshal(raw, &tc) != nil {
+		t.Fatalf("tokenizer_config.json: %v", err)
+	}
+	delete(tc, "chat_template")
+	raw, _ = json.Marshal(tc)
+	os.WriteFile(cfgPath, raw, 0o644)
+	code, _, stderr := run(t, "train", "--model", model, "--train-file", data, "--output", filepath.Join(t.TempDir(), "o"),
+		"--template", "chat", "--max-steps", "1", "--val-split", "0")
+	if code != ExitUsage || !strings.Contains(stderr, "--template chat: the tokenizer has no chat_template") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+}
