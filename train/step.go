@@ -101,20 +101,11 @@ type Plain struct {
 	Model       Model
 	Opt         optim.Optimizer
 	MaxGradNorm float64
-	// Params are the tensors stepped (default: all of Model.Params()).
-	Params []optim.Param
 }
 
 // NewPlain returns the plain stepper with a fresh optimiser of o's kind.
 func NewPlain(m Model, o *Options) *Plain {
 	return &Plain{Model: m, Opt: o.NewOptimizer(), MaxGradNorm: o.MaxGradNorm}
-}
-
-func (p *Plain) params() []optim.Param {
-	if p.Params != nil {
-		return p.Params
-	}
-	return p.Model.Params()
 }
 
 // Begin does nothing: the adapter starts as attached.
@@ -126,7 +117,7 @@ func (p *Plain) Step(ctx context.Context, s *Step) (Stats, error) {
 	if err != nil || tokens == 0 {
 		return Stats{}, err
 	}
-	params := p.params()
+	params := p.Model.Params()
 	norm := optim.ClipGradNorm(params, p.MaxGradNorm)
 	p.Opt.Step(params, s.LR)
 	return Stats{Loss: loss, Tokens: tokens, GradNorm: norm}, nil
@@ -136,4 +127,4 @@ func (p *Plain) Step(ctx context.Context, s *Step) (Stats, error) {
 func (p *Plain) State() map[string][]float32 { return p.Opt.State() }
 
 // SetState restores the optimiser's state.
-func (p *Plain) SetState(t map[string][]float32) error { return p.Opt.SetState(t, p.params()) }
+func (p *Plain) SetState(t map[string][]float32) error { return p.Opt.SetState(t, p.Model.Params()) }
