@@ -2,14 +2,12 @@ package train
 
 import (
 	"context"
-	"encoding/json"
+	"github.com/bidora/bidora/internal/golden"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 
-	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/model"
 	"github.com/bidora/bidora/safetensors"
 )
@@ -28,26 +26,7 @@ func TestSGDStepMatchesTorchGolden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sgd_step.safetensors metadata lr: %v", err)
 	}
-	var batch struct {
-		InputIDs      [][]int32 `json:"input_ids"`
-		AttentionMask [][]int32 `json:"attention_mask"`
-		Labels        [][]int32 `json:"labels"`
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "batch.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &batch); err != nil {
-		t.Fatal(err)
-	}
-	var exs []dataset.Example
-	for i, ids := range batch.InputIDs {
-		n := 0
-		for _, m := range batch.AttentionMask[i] {
-			n += int(m)
-		}
-		exs = append(exs, dataset.Example{InputIDs: ids[:n], Labels: batch.Labels[i][:n]})
-	}
+	exs := golden.Examples(t, dir)
 	m, err := model.Load(dir, model.Options{F32Weights: true})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/bidora/bidora/internal/golden"
 	"io"
 	"math"
 	"os"
@@ -13,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/bidora/bidora/config"
-	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/internal/examples"
 	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/model"
@@ -74,32 +74,6 @@ func TestEvalF32GoldensAsStored(t *testing.T) {
 	}
 }
 
-// goldenExamples reads a golden batch.json as training examples.
-func goldenExamples(t *testing.T, dir string) []dataset.Example {
-	t.Helper()
-	var batch struct {
-		InputIDs      [][]int32 `json:"input_ids"`
-		AttentionMask [][]int32 `json:"attention_mask"`
-		Labels        [][]int32 `json:"labels"`
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "batch.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &batch); err != nil {
-		t.Fatal(err)
-	}
-	var exs []dataset.Example
-	for i, ids := range batch.InputIDs {
-		n := 0
-		for _, m := range batch.AttentionMask[i] {
-			n += int(m)
-		}
-		exs = append(exs, dataset.Example{InputIDs: ids[:n], Labels: batch.Labels[i][:n]})
-	}
-	return exs
-}
-
 // One SGD step on the f32 golden, with the base loaded as train loads it (trainRun's
 // loadModel: --base-dtype and --quantization resolved, the golden adapter through
 // --resume-adapter), equals the PyTorch float64 reference's step within 1e-5 of the
@@ -120,7 +94,7 @@ func TestTrainSGDStepF32Golden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exs := goldenExamples(t, dir)
+	exs := golden.Examples(t, dir)
 	step := func(baseDType, quantization string) (worst float64, held model.BaseDType) {
 		t.Helper()
 		cfg := config.Default()
