@@ -239,6 +239,9 @@ func (e *Encoder) segments(r Row) ([]segment, error) {
 	case KindTokens:
 		return nil, nil
 	case KindText:
+		if r.Header != "" {
+			return []segment{bos, {text: r.Header, train: true}, {text: r.Text, train: true}, eos}, nil
+		}
 		return []segment{bos, {text: r.Text, train: true}, eos}, nil
 	}
 	prompt, response := r.Prompt, r.Completion

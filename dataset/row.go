@@ -76,8 +76,12 @@ type Row struct {
 	Prompt      string
 	Completion  string
 	Text        string
-	InputIDs    []int
-	Labels      []int // nil means "same as InputIDs"
+	// Header goes before Text in a text row and is never cut by fill-in-the-middle: a
+	// source file's path line (repository datasets), for instance. Empty for rows read
+	// from data files.
+	Header   string
+	InputIDs []int
+	Labels   []int // nil means "same as InputIDs"
 }
 
 // BadRow is a row that could not be used, with the reason.
