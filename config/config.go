@@ -68,9 +68,22 @@ type Train struct {
 	Packing       bool
 	Strict        bool
 
+	// Repository data (source trees as documents) and fill-in-the-middle
+	TrainDir        []string
+	ValDir          []string
+	Include         []string
+	Exclude         []string
+	Lang            []string
+	MaxFileBytes    int64
+	DedupeThreshold float64
+	FIMRate         float64
+	FIMMode         string
+	FIMLoss         string
+
 	// Hardware
 	AutoHardware bool
 	Threads      int
+	Compute      string
 
 	// BiDoRA
 	UpperLRMult float64
@@ -95,6 +108,9 @@ var (
 	Optimizers    = []string{"adamw", "sgd"}
 	Templates     = []string{"auto", "chat", "alpaca", "plain"}
 	LogFormats    = []string{"text", "json"}
+	FIMModes      = []string{"psm", "spm"}
+	FIMLosses     = []string{"all", "middle"}
+	Computes      = []string{"auto", "bf16", "f32"}
 	Hypergrads    = []string{"second-order", "first-order"}
 	// Projections are the valid --targets entries besides "all-linear".
 	Projections = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
@@ -162,9 +178,20 @@ func (t *Train) fields() []Field {
 		{"train-on-prompt", "Data", "also train on prompt tokens (default: completion only)", nil, &t.TrainOnPrompt, false},
 		{"packing", "Data", "pack several examples into each sequence", nil, &t.Packing, false},
 		{"strict", "Data", "treat malformed data rows as fatal (default: skip and count)", nil, &t.Strict, false},
+		{"train-dir", "Data", "source tree to train on, one document per file, as git sees it (.gitignore honoured; DIR or a git repository at a revision, DIR@REV); repeatable", nil, &t.TrainDir, []string(nil)},
+		{"val-dir", "Data", "source tree of held-out files for validation (instead of splitting files off --train-dir)", nil, &t.ValDir, []string(nil)},
+		{"include", "Data", "with --train-dir: only files whose repository path matches one of these globs (e.g. 'src/**/*.rs')", nil, &t.Include, []string(nil)},
+		{"exclude", "Data", "with --train-dir: skip files whose repository path matches one of these globs", nil, &t.Exclude, []string(nil)},
+		{"lang", "Data", "with --train-dir: only files of these languages, by extension (e.g. rust,python,openscad)", nil, &t.Lang, []string(nil)},
+		{"max-file-bytes", "Data", "with --train-dir: skip files larger than this many bytes", nil, &t.MaxFileBytes, int64(1 << 20)},
+		{"dedupe-threshold", "Data", "with --train-dir: drop a file whose estimated Jaccard similarity (MinHash of 5-gram shingles) to a kept file is at least this, in (0,1] (1 = exact duplicates only)", nil, &t.DedupeThreshold, 0.85},
+		{"fim-rate", "Data", "share of text documents turned into fill-in-the-middle examples, in [0,1] (needs a tokenizer with FIM tokens)", nil, &t.FIMRate, 0.0},
+		{"fim-mode", "Data", "fill-in-the-middle order: psm (prefix, suffix, middle) or spm (suffix, prefix, middle)", FIMModes, &t.FIMMode, "psm"},
+		{"fim-loss", "Data", "fill-in-the-middle examples train on all tokens or only the middle", FIMLosses, &t.FIMLoss, "all"},
 
 		{"auto-hardware", "Hardware", "pick quantization, batch size, grad-accum and max-seq-len to fit memory", nil, &t.AutoHardware, true},
 		{"threads", "Hardware", "CPU threads (0 = all usable cores)", nil, &t.Threads, 0},
+		{"compute", "Hardware", "precision of the frozen-weight products: bf16 (activations rounded to bf16, f32 accumulation, as bf16 autocast), f32, or auto (bf16 where the CPU has native bf16 dot products)", Computes, &t.Compute, "auto"},
 
 		{"upper-lr-mult", "BiDoRA", "BiDoRA: magnitude (upper level) learning rate = lr × this", nil, &t.UpperLRMult, 2.0},
 		{"outer-split", "BiDoRA", "BiDoRA: share of the training rows the magnitudes (upper level) train on; validation data is only ever evaluated", nil, &t.OuterSplit, 0.2},

@@ -125,7 +125,7 @@ func TestValidation(t *testing.T) {
 		}
 	}
 	_, _, err := load(t, nil, "")
-	if err == nil || !strings.Contains(err.Error(), "no training data: give --train-file FILE or --dataset HF_ID") {
+	if err == nil || !strings.Contains(err.Error(), "no training data: give --train-file FILE, --dataset HF_ID or --train-dir DIR") {
 		t.Errorf("no data: %v", err)
 	}
 }

@@ -44,6 +44,9 @@ func (t *Train) Resolve(o Origins) error {
 	enum("template", t.Template, Templates)
 	enum("log-format", t.LogFormat, LogFormats)
 	enum("hypergrad", t.Hypergrad, Hypergrads)
+	enum("fim-mode", t.FIMMode, FIMModes)
+	enum("fim-loss", t.FIMLoss, FIMLosses)
+	enum("compute", t.Compute, Computes)
 
 	positive := func(name string, v int) {
 		if v < 1 {
@@ -102,6 +105,15 @@ func (t *Train) Resolve(o Origins) error {
 		errs = append(errs, &Error{Where: "--outer-split", Value: fmt.Sprint(t.OuterSplit), Msg: "want a share of the training rows strictly between 0 and 1"})
 	}
 	unit("warmup-ratio", t.WarmupRatio)
+	if !infinite["fim-rate"] && !(t.FIMRate >= 0 && t.FIMRate <= 1) {
+		bad("fim-rate", t.FIMRate, "must be in [0, 1]")
+	}
+	if !infinite["dedupe-threshold"] && !(t.DedupeThreshold > 0 && t.DedupeThreshold <= 1) {
+		bad("dedupe-threshold", t.DedupeThreshold, "must be in (0, 1] (1 = exact duplicates only)")
+	}
+	if t.MaxFileBytes < 1 {
+		bad("max-file-bytes", t.MaxFileBytes, "must be a positive number of bytes")
+	}
 	for _, c := range []struct {
 		name string
 		v    float64
@@ -126,8 +138,24 @@ func (t *Train) Resolve(o Origins) error {
 	switch {
 	case t.TrainFile != "" && t.Dataset != "":
 		both("train-file", "dataset", "give one source of training data, not both")
-	case t.TrainFile == "" && t.Dataset == "":
-		errs = append(errs, &Error{Where: "--train-file / --dataset", Msg: "no training data: give --train-file FILE or --dataset HF_ID"})
+	case t.TrainFile != "" && len(t.TrainDir) > 0:
+		both("train-file", "train-dir", "give one source of training data, not both")
+	case t.Dataset != "" && len(t.TrainDir) > 0:
+		both("dataset", "train-dir", "give one source of training data, not both")
+	case t.TrainFile == "" && t.Dataset == "" && len(t.TrainDir) == 0:
+		errs = append(errs, &Error{Where: "--train-file / --dataset / --train-dir", Msg: "no training data: give --train-file FILE, --dataset HF_ID or --train-dir DIR"})
+	}
+	if len(t.TrainDir) == 0 {
+		for _, s := range []struct {
+			name string
+			v    []string
+		}{{"val-dir", t.ValDir}, {"include", t.Include}, {"exclude", t.Exclude}, {"lang", t.Lang}} {
+			if len(s.v) > 0 {
+				bad(s.name, strings.Join(s.v, ","), "applies only to source trees: give --train-dir DIR too")
+			}
+		}
+	} else if len(t.ValDir) > 0 && t.ValFile != "" {
+		both("val-dir", "val-file", "give one source of validation data, not both")
 	}
 	if t.Resume != "" && t.ResumeAdapter != "" {
 		both("resume", "resume-adapter", "give one: --resume continues a checkpoint exactly, --resume-adapter starts from an adapter")
@@ -173,13 +201,21 @@ var userHomeDir = os.UserHomeDir
 // would: YAML values and --flag=~/x reach bidora unexpanded. "~user/…" is refused
 // rather than taken as a folder literally named "~user".
 func (t *Train) expandPaths(bad func(string, any, string, ...any)) {
-	for _, p := range []struct {
+	type pathSetting struct {
 		name string
 		v    *string
-	}{
+	}
+	paths := []pathSetting{
 		{"output", &t.Output}, {"train-file", &t.TrainFile}, {"val-file", &t.ValFile}, {"model", &t.Model},
 		{"resume", &t.Resume}, {"resume-adapter", &t.ResumeAdapter},
-	} {
+	}
+	for i := range t.TrainDir {
+		paths = append(paths, pathSetting{"train-dir", &t.TrainDir[i]})
+	}
+	for i := range t.ValDir {
+		paths = append(paths, pathSetting{"val-dir", &t.ValDir[i]})
+	}
+	for _, p := range paths {
 		v := *p.v
 		if !strings.HasPrefix(v, "~") {
 			continue
