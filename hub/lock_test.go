@@ -56,14 +56,15 @@ func TestLockFileExcludesUntilUnlocked(t *testing.T) {
 	}
 }
 
-// A lock file left by a crashed process is taken over once it is stale.
+// A lock file left by a crashed process (one with no pid, older than
+// filelock.StaleAfter) is taken over.
 func TestLockFileExclTakesOverStaleLock(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "etag.lock")
-	if err := os.WriteFile(path+".excl", nil, 0o644); err != nil {
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path+".excl", old, old); err != nil {
+	if err := os.Chtimes(path, old, old); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

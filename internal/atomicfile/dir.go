@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/bidora/bidora/internal/filelock"
 )
 
 // Names of the directories that TempDir and ReplaceDir leave beside the final
@@ -146,7 +148,7 @@ func RecoverDir(final string) error {
 	var olds, tmps []string
 	for _, e := range entries {
 		b, pid, isOld, ok := parseLeftover(e.Name())
-		if !ok || b != base || !e.IsDir() || (pid != os.Getpid() && processAlive(pid)) {
+		if !ok || b != base || !e.IsDir() || (pid != os.Getpid() && filelock.ProcessAlive(pid)) {
 			continue
 		}
 		if isOld {

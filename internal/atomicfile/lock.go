@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
+	"path/filepath"
+
+	"github.com/bidora/bidora/internal/filelock"
 )
 
 // LockFileName is the file LockDir creates in the directory it locks. Checks
@@ -32,15 +33,39 @@ func (e *BusyError) Error() string {
 // Is makes errors.Is(err, ErrBusy) true.
 func (e *BusyError) Is(target error) bool { return target == ErrBusy }
 
-// readPID reads the pid a holder wrote into a lock file (0 if none).
-func readPID(path string) int {
-	b, err := os.ReadFile(path)
+// lockOffset is the byte a Windows lock covers: 2^40, far past the pid, which
+// Windows' mandatory byte-range locks would otherwise hide from a second run
+// that reads it to name the holder.
+const lockOffset = 1 << 40
+
+// LockDir takes an exclusive lock on dir (created if missing): a file lock
+// (internal/filelock) on dir/.bidora.lock, which holds the holder's pid. It
+// does not wait: when the directory is held it fails at once with a
+// *BusyError naming the holder's pid. The kernel drops the lock when its
+// process dies, however it dies, so a crashed run never leaves the directory
+// locked. Two LockDir calls in one process exclude each other as two
+// processes do.
+//
+// unlock releases the lock and removes the lock file; calling it again does
+// nothing.
+func LockDir(dir string) (unlock func() error, err error) { return lockDir(dir, false) }
+
+// lockDirExcl is LockDir with the O_EXCL lock file that systems without file
+// locks use, so its tests run everywhere.
+func lockDirExcl(dir string) (unlock func() error, err error) { return lockDir(dir, true) }
+
+func lockDir(dir string, excl bool) (unlock func() error, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	l, err := filelock.TryLock(filepath.Join(dir, LockFileName),
+		filelock.Options{Offset: lockOffset, WritePID: true, Remove: true, Excl: excl})
+	var busy *filelock.BusyError
+	if errors.As(err, &busy) {
+		return nil, &BusyError{Dir: dir, PID: busy.PID}
+	}
 	if err != nil {
-		return 0
+		return nil, err
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0
-	}
-	return pid
+	return l.Release, nil
 }

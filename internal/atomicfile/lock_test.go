@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bidora/bidora/internal/filelock"
 )
 
 // lockers are the lock implementations: this system's LockDir and the
@@ -108,9 +110,9 @@ func testReleasedWhenHolderDies(t *testing.T, name string, LockDir func(string) 
 func TestLockDirExclTakesOverStaleLock(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, LockFileName)
-	saved := processAlive
-	t.Cleanup(func() { processAlive = saved })
-	processAlive = func(pid int) bool { return pid != 424242 }
+	saved := filelock.ProcessAlive
+	t.Cleanup(func() { filelock.ProcessAlive = saved })
+	filelock.ProcessAlive = func(pid int) bool { return pid != 424242 }
 	if err := os.WriteFile(path, []byte("424242\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +120,7 @@ func TestLockDirExclTakesOverStaleLock(t *testing.T) {
 	if err != nil {
 		t.Fatalf("over a dead holder's lock: %v", err)
 	}
-	if got := readPID(path); got != os.Getpid() {
+	if got := filelock.ReadPID(path); got != os.Getpid() {
 		t.Fatalf("lock file names pid %d, want %d", got, os.Getpid())
 	}
 	if err := unlock(); err != nil {

@@ -1,15 +1,15 @@
 //go:build unix
 
-package atomicfile
+package filelock
 
 import (
 	"errors"
 	"syscall"
 )
 
-// processAlive reports whether a process with this pid exists (signal 0 checks
+// ProcessAlive reports whether a process with this pid exists (signal 0 checks
 // without sending anything; EPERM means it exists under another user).
-var processAlive = func(pid int) bool {
+var ProcessAlive = func(pid int) bool {
 	if pid <= 0 {
 		return false
 	}

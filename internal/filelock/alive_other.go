@@ -1,13 +1,13 @@
 //go:build !unix && !windows
 
-package atomicfile
+package filelock
 
 import "os"
 
-// processAlive reports whether a process with this pid exists. Where that
+// ProcessAlive reports whether a process with this pid exists. Where that
 // cannot be told, it answers true, so leftovers are kept rather than removed
 // from under a live process.
-var processAlive = func(pid int) bool {
+var ProcessAlive = func(pid int) bool {
 	if pid <= 0 {
 		return false
 	}

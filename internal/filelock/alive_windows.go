@@ -1,4 +1,4 @@
-package atomicfile
+package filelock
 
 import (
 	"errors"
@@ -9,10 +9,10 @@ import (
 // stillActive is STILL_ACTIVE, the exit code of a process that has not exited.
 const stillActive = 259
 
-// processAlive reports whether a process with this pid is running. A process
+// ProcessAlive reports whether a process with this pid is running. A process
 // this user may not query (ERROR_ACCESS_DENIED) exists; a handle to one that
 // has exited answers an exit code other than STILL_ACTIVE.
-var processAlive = func(pid int) bool {
+var ProcessAlive = func(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
