@@ -16,6 +16,10 @@ type decoderSet struct {
 	// i8 decodes i8Group·groups values with one scale.
 	i8      func(dst *float32, src *int8, groups int, scale float32)
 	i8Group int
+	// The decode GEMVs (gemv.go), nil where the set has none (the Go rows run then).
+	nf4Gemv      nf4GemvFunc
+	i8Gemv       i8GemvFunc
+	nestedScales nestedScalesFunc
 }
 
 var genericDecoders = &decoderSet{name: "generic"}

@@ -50,14 +50,28 @@ var (
 	_ Matrix = (*Int8)(nil)
 )
 
-// MulNT computes y[m, Rows] = x[m, Cols]·Wᵀ, dequantising W tile by tile.
-func (w *NF4) MulNT(y, x []float32, m int, accumulate bool) { mulNT(w, y, x, m, accumulate) }
+// MulNT computes y[m, Rows] = x[m, Cols]·Wᵀ: for m ≤ 4 (decoding) with the fused
+// GEMV, otherwise dequantising W tile by tile.
+func (w *NF4) MulNT(y, x []float32, m int, accumulate bool) {
+	if m <= gemvMaxRows {
+		w.gemvNF4(y, x, m, accumulate)
+		return
+	}
+	mulNT(w, y, x, m, accumulate)
+}
 
 // MulNN computes dx[m, Cols] = dy[m, Rows]·W, dequantising W tile by tile.
 func (w *NF4) MulNN(dx, dy []float32, m int, accumulate bool) { mulNN(w, dx, dy, m, accumulate) }
 
-// MulNT computes y[m, Rows] = x[m, Cols]·Wᵀ, dequantising W tile by tile.
-func (w *Int8) MulNT(y, x []float32, m int, accumulate bool) { mulNT(w, y, x, m, accumulate) }
+// MulNT computes y[m, Rows] = x[m, Cols]·Wᵀ: for m ≤ 4 (decoding) with the fused
+// GEMV, otherwise dequantising W tile by tile.
+func (w *Int8) MulNT(y, x []float32, m int, accumulate bool) {
+	if m <= gemvMaxRows {
+		w.gemvInt8(y, x, m, accumulate)
+		return
+	}
+	mulNT(w, y, x, m, accumulate)
+}
 
 // MulNN computes dx[m, Cols] = dy[m, Rows]·W, dequantising W tile by tile.
 func (w *Int8) MulNN(dx, dy []float32, m int, accumulate bool) { mulNN(w, dx, dy, m, accumulate) }
