@@ -21,6 +21,8 @@ type textPipeline struct {
 	tok     *tokenizer.Tokenizer
 	enc     *dataset.Encoder
 	special tokenizer.Special
+	// fim, when set, turns a share of the text rows into fill-in-the-middle examples.
+	fim *fimSetup
 }
 
 // chatAdapter lets a chattemplate.Template render dataset messages.
@@ -100,12 +102,18 @@ func specialTokens(dir string, tok *tokenizer.Tokenizer, tmpl *chattemplate.Temp
 type dataReport struct {
 	Rows, Bad, Truncated, Empty int
 	BadRows                     []dataset.BadRow
+	// FIM counts the examples made fill-in-the-middle; FIMDesc says how.
+	FIM     int
+	FIMDesc string
 }
 
 func (r *dataReport) print(w io.Writer, name string) {
 	fmt.Fprintf(w, "data: %s: %d rows", name, r.Rows)
 	if r.Truncated > 0 {
 		fmt.Fprintf(w, ", %d truncated to --max-seq-len", r.Truncated)
+	}
+	if r.FIMDesc != "" {
+		fmt.Fprintf(w, ", %d as fill-in-the-middle (%s)", r.FIM, r.FIMDesc)
 	}
 	if r.Bad+r.Empty > 0 {
 		fmt.Fprintf(w, ", %d skipped", r.Bad+r.Empty)
@@ -164,11 +172,17 @@ func readErr(err error) error {
 // encodeRows tokenises rows; rows without trainable tokens are skipped (or, strict, fatal).
 func (p *textPipeline) encodeRows(ctx context.Context, rows []dataset.Row, strict bool, rep *dataReport) ([]dataset.Example, error) {
 	var out []dataset.Example
-	for _, r := range rows {
+	if p.fim != nil {
+		rep.FIMDesc = p.fim.describe()
+	}
+	for i, r := range rows {
 		if err := ctx.Err(); err != nil { // Ctrl-C while tokenising a large data set
 			return nil, err
 		}
-		ex, trunc, err := p.enc.Encode(r)
+		ex, trunc, isFIM, err := p.encodeRow(r, i)
+		if isFIM && err == nil {
+			rep.FIM++
+		}
 		if trunc {
 			rep.Truncated++
 		}

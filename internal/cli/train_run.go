@@ -102,6 +102,9 @@ func runTraining(ctx context.Context, stdio *IO, cfg *config.Train, header []str
 	if r.pipe, err = newTextPipeline(r.dir, r.mc, cfg.Template, cfg.TrainOnPrompt, cfg.MaxSeqLen); err != nil {
 		return err
 	}
+	if err := r.pipe.enableFIM(cfg, r.mc); err != nil {
+		return err
+	}
 	if err := r.loadData(ctx, stdio); err != nil {
 		return err
 	}
