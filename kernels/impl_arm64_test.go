@@ -1,0 +1,22 @@
+package kernels
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestNEONChosen fails when an arm64 build runs the plain-Go kernels: the comparisons
+// against the twins (TestMatMul, TestGemv, TestExpKernels, ...) only prove the
+// assembly when the NEON set is registered and active by default.
+func TestNEONChosen(t *testing.T) {
+	if got := Impl(); got != "neon" {
+		t.Fatalf("Impl() = %q on arm64, want neon (have %v)", got, Impls())
+	}
+	if !slices.Equal(Impls(), []string{"neon", "generic"}) {
+		t.Fatalf("Impls() = %v, want [neon generic]", Impls())
+	}
+	bf, f := archGemv("neon")
+	if bf == nil || f == nil {
+		t.Fatal("no NEON GEMV kernels registered")
+	}
+}

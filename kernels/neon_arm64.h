@@ -1,0 +1,42 @@
+// NEON (ASIMD) instructions the Go arm64 assembler has no mnemonic for, encoded with
+// WORD. Arguments are vector register numbers (0–31); every form works on four f32
+// lanes (the .4S arrangement, Q = 1). Each macro names the instruction it encodes.
+
+// fmla vD.4s, vN.4s, vM.s[I]  (FMLA by element: vD += vN·vM[I])
+#define FMLAE(D, N, M, I) WORD $(0x4F801000 | ((M)<<16) | (((I)&1)<<21) | (((I)>>1)<<11) | ((N)<<5) | (D))
+// fmla vD.4s, vN.4s, vM.4s  (vD += vN·vM)
+#define FMLA4(D, N, M) WORD $(0x4E20CC00 | ((M)<<16) | ((N)<<5) | (D))
+// fmls vD.4s, vN.4s, vM.4s  (vD −= vN·vM)
+#define FMLS4(D, N, M) WORD $(0x4EA0CC00 | ((M)<<16) | ((N)<<5) | (D))
+// fadd vD.4s, vN.4s, vM.4s
+#define FADD4(D, N, M) WORD $(0x4E20D400 | ((M)<<16) | ((N)<<5) | (D))
+// fsub vD.4s, vN.4s, vM.4s  (vD = vN − vM)
+#define FSUB4(D, N, M) WORD $(0x4EA0D400 | ((M)<<16) | ((N)<<5) | (D))
+// fmul vD.4s, vN.4s, vM.4s
+#define FMUL4(D, N, M) WORD $(0x6E20DC00 | ((M)<<16) | ((N)<<5) | (D))
+// fdiv vD.4s, vN.4s, vM.4s  (vD = vN / vM)
+#define FDIV4(D, N, M) WORD $(0x6E20FC00 | ((M)<<16) | ((N)<<5) | (D))
+// fmax vD.4s, vN.4s, vM.4s  (NaN in, NaN out)
+#define FMAX4(D, N, M) WORD $(0x4E20F400 | ((M)<<16) | ((N)<<5) | (D))
+// fmin vD.4s, vN.4s, vM.4s
+#define FMIN4(D, N, M) WORD $(0x4EA0F400 | ((M)<<16) | ((N)<<5) | (D))
+// faddp vD.4s, vN.4s, vM.4s  (pairwise: [n0+n1, n2+n3, m0+m1, m2+m3])
+#define FADDP4(D, N, M) WORD $(0x6E20D400 | ((M)<<16) | ((N)<<5) | (D))
+// fmaxv sD, vN.4s  (largest lane)
+#define FMAXV4(D, N) WORD $(0x6E30F800 | ((N)<<5) | (D))
+// frintn vD.4s, vN.4s  (round to nearest, ties to even)
+#define FRINTN4(D, N) WORD $(0x4E218800 | ((N)<<5) | (D))
+// fcvtzs vD.4s, vN.4s  (to int32, toward zero)
+#define FCVTZS4(D, N) WORD $(0x4EA1B800 | ((N)<<5) | (D))
+// scvtf vD.4s, vN.4s  (int32 to f32)
+#define SCVTF4(D, N) WORD $(0x4E21D800 | ((N)<<5) | (D))
+// add vD.4s, vN.4s, vM.4s  (int32)
+#define IADD4(D, N, M) WORD $(0x4EA08400 | ((M)<<16) | ((N)<<5) | (D))
+// sub vD.4s, vN.4s, vM.4s  (int32, vN − vM)
+#define ISUB4(D, N, M) WORD $(0x6EA08400 | ((M)<<16) | ((N)<<5) | (D))
+// sshr vD.4s, vN.4s, #1  (arithmetic shift right by one)
+#define SSHR1(D, N) WORD $(0x4F3F0400 | ((N)<<5) | (D))
+// shl vD.4s, vN.4s, #23  (into the f32 exponent field)
+#define SHL23(D, N) WORD $(0x4F375400 | ((N)<<5) | (D))
+// orr vD.16b, vN.16b, vN.16b  (mov vD, vN)
+#define VMOVR(D, N) WORD $(0x4EA01C00 | ((N)<<16) | ((N)<<5) | (D))
