@@ -31,6 +31,9 @@ type impl struct {
 	// SiLU-gated product and its backward (silu.go).
 	siluMul    func(a, g, u *float32, n int)
 	siluMulBwd func(dg, du, da, g, u *float32, n int)
+	// bf16, when set, is the native bf16-compute GEMM (bf16compute.go); without it the
+	// bf16-compute products run on the plain-Go twin.
+	bf16 *bf16Set
 }
 
 // impls lists the kernel sets this build can run on this CPU, fastest first; the
