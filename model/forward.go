@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/nn"
@@ -19,9 +20,10 @@ type layerActs struct {
 	cache      [numProj]*nn.LinearCache
 }
 
-// keepActsBudget bounds the activation memory a checkpointed training step spends on
-// keeping whole layers' activations through the backward instead of recomputing them:
-// the layers just below the last keep theirs while they fit. At Qwen2.5-0.5B's shape a
+// keepActsBudget is the default bound (Options.KeptActivationsBudget overrides it) on
+// the activation memory a checkpointed training step spends on keeping whole layers'
+// activations through the backward instead of recomputing them: the layers just below
+// the last keep theirs while they fit. At Qwen2.5-0.5B's shape a
 // layer's activations take about 40 MB at 512 tokens (13 of the 23 recomputations are
 // skipped, ~12 % of the step's FLOPs) and 158 MB at 2048 tokens (3 are skipped, and
 // the step's peak RSS stays near 2.2 GB). The last layer's activations are always
@@ -51,7 +53,14 @@ func (m *Model) keptLayers(per int) int {
 	if m.opts.NoCheckpointing || L < 2 || per <= 0 {
 		return 0
 	}
-	return min(L-1, keepActsBudget/per)
+	budget := keepActsBudget
+	switch b := m.opts.KeptActivationsBudget; {
+	case b < 0:
+		return 0
+	case b > 0:
+		budget = int(min(b, math.MaxInt))
+	}
+	return min(L-1, budget/per)
 }
 
 // actsBytes is what layerActs.bytes reports for the buffers newActs(n) makes.

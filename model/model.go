@@ -14,7 +14,8 @@
 // largest batch seen and are reused across layers and steps. With gradient
 // checkpointing (the default) the forward keeps each layer's input; the backward
 // recomputes a layer's activations right before its backward, except for the last
-// layer and the layers just below it whose activations fit in KeptActivationsBudget,
+// layer and the layers just below it whose activations fit in the kept-activation
+// budget (Options.KeptActivationsBudget, by default KeptActivationsBudget),
 // which keep theirs. Peak memory ≈ weights + L layer inputs + the kept activations +
 // one layer's activations + one logits chunk. Without checkpointing every layer keeps
 // its activations and nothing is recomputed.
@@ -62,6 +63,12 @@ type Options struct {
 	// NoCheckpointing keeps every layer's activations instead of recomputing them in
 	// the backward (faster, much more memory).
 	NoCheckpointing bool
+	// KeptActivationsBudget bounds, in bytes, the activations a checkpointed step
+	// keeps through the backward for the layers just below the last instead of
+	// recomputing them: 0 means the default KeptActivationsBudget, a negative value
+	// keeps none. Size it for the machine with internal/memplan's auto-adjust
+	// (Plan.KeptBudget), which the memory estimate counts.
+	KeptActivationsBudget int64
 	// Seed drives adapter initialisation, adapter dropout and random base weights.
 	Seed uint64
 	// MaxLogitBytes bounds the logits chunk of the fused cross-entropy (default 128 MiB).
@@ -76,6 +83,9 @@ type Options struct {
 	// NoDoubleQuant turns off NF4's double quantisation of the block scales, which is
 	// on by default as in QLoRA (4.13 instead of 4.5 bits per weight).
 	NoDoubleQuant bool
+	// Compute is the precision of the frozen-weight products: see Compute. The zero
+	// value is f32.
+	Compute Compute
 }
 
 // Layer is one decoder block.
@@ -100,6 +110,7 @@ type Model struct {
 	ws      *workspace
 	steps   uint64 // dropout stream: set by SetDropoutSeed, advanced by every training pass
 	bnb     bool   // projections were loaded from a bitsandbytes 4-bit checkpoint
+	compute Compute // resolved Options.Compute: ComputeBF16 or ComputeF32
 }
 
 func newModel(cfg *modelcfg.Config, opts Options) (*Model, error) {
@@ -110,7 +121,11 @@ func newModel(cfg *modelcfg.Config, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Model{Config: cfg, opts: opts, rope: rope}, nil
+	compute, err := opts.Compute.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	return &Model{Config: cfg, opts: opts, rope: rope, compute: compute}, nil
 }
 
 // Close releases the memory-mapped weight files (the model is unusable afterwards).

@@ -55,6 +55,7 @@ type trainRun struct {
 	valEx   []dataset.Example
 	valFrom string
 	model   *model.Model
+	repo    *repoData // --train-dir's files, split and report
 }
 
 // runTraining loads the model and data and runs package train's loop: one phase of
@@ -235,6 +236,9 @@ func outputError(err error) error {
 
 func (r *trainRun) loadData(ctx context.Context, stdio *IO) error {
 	cfg := r.cfg
+	if len(cfg.TrainDir) > 0 {
+		return r.loadRepoData(ctx, stdio)
+	}
 	ro := dataset.ReadOptions{Strict: cfg.Strict, MaxRows: cfg.MaxSamples, MaxLineBytes: cfg.MaxLineBytes}
 	name := cfg.TrainFile
 	if cfg.Dataset != "" {
@@ -299,10 +303,13 @@ func (r *trainRun) loadModel(ctx context.Context, stdio *IO) error {
 		q = "none"
 	}
 	base, _ := resolveBaseDType(model.BaseDType(cfg.BaseDType), r.dir, r.mc) // auto: as stored
-	kind := resolveAutoQuant(ctx, stdio.Err, q, r.mc, memplan.Settings{Method: cfg.Method, Rank: cfg.Rank,
+	s := memplan.Settings{Method: cfg.Method, Rank: cfg.Rank,
 		Targets: cfg.Targets, Optimizer: cfg.Optimizer, BatchSize: cfg.BatchSize, SeqLen: cfg.MaxSeqLen,
-		GradCheckpointing: cfg.GradCheckpointing, Dropout: cfg.Dropout, BaseDType: string(base)}, cfg.Output)
-	m, err := loadQuantModel(stdio.Err, r.dir, kind, model.Options{NoCheckpointing: !cfg.GradCheckpointing, Seed: uint64(cfg.Seed), Name: cfg.Model, BaseDType: base})
+		GradCheckpointing: cfg.GradCheckpointing, Dropout: cfg.Dropout, BaseDType: string(base)}
+	kind := resolveAutoQuant(ctx, stdio.Err, q, r.mc, s, cfg.Output)
+	s.Quant = memplan.Quant(kind)
+	m, err := loadQuantModel(stdio.Err, r.dir, kind, model.Options{NoCheckpointing: !cfg.GradCheckpointing, Seed: uint64(cfg.Seed), Name: cfg.Model, BaseDType: base,
+		KeptActivationsBudget: plannedKeptBudget(ctx, r.mc, s, cfg.Output)})
 	if err != nil {
 		return fmt.Errorf("loading model %s: %w", cfg.Model, err)
 	}
@@ -382,6 +389,9 @@ func maxStepsLabel(cfg *config.Train) string {
 }
 
 func orDataset(cfg *config.Train) string {
+	if len(cfg.TrainDir) > 0 {
+		return repoTrainName(cfg)
+	}
 	if cfg.Dataset != "" {
 		return fmt.Sprintf("%s (split %s)", cfg.Dataset, cfg.DatasetSplit)
 	}

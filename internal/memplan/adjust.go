@@ -50,15 +50,19 @@ type Request struct {
 // Plan is auto-adjust's answer.
 type Plan struct {
 	// Device is "cpu" or "gpu": where the memory planned for lives.
-	Device      string   `json:"device"`
-	MemoryBytes int64    `json:"memory_bytes"`
-	BudgetBytes int64    `json:"budget_bytes"`
-	Quant       Quant    `json:"quantization"`
-	BaseDType   string   `json:"base_dtype,omitempty"` // how unquantised frozen weights are held
-	BatchSize   int      `json:"batch_size"`
-	GradAccum   int      `json:"grad_accum"`
-	SeqLen      int      `json:"max_seq_len"`
-	Estimate    Estimate `json:"estimate"`
+	Device      string `json:"device"`
+	MemoryBytes int64  `json:"memory_bytes"`
+	BudgetBytes int64  `json:"budget_bytes"`
+	Quant       Quant  `json:"quantization"`
+	BaseDType   string `json:"base_dtype,omitempty"` // how unquantised frozen weights are held
+	BatchSize   int    `json:"batch_size"`
+	GradAccum   int    `json:"grad_accum"`
+	SeqLen      int    `json:"max_seq_len"`
+	// KeptBudget is the kept-activation budget chosen for the machine, in bytes
+	// (Settings.KeptBudget: negative when none are kept); pass it to the model
+	// (model.Options.KeptActivationsBudget).
+	KeptBudget int64    `json:"kept_activations_budget"`
+	Estimate   Estimate `json:"estimate"`
 	// Fits reports whether Estimate.Total is within BudgetBytes.
 	Fits bool `json:"fits"`
 	// Reasons explain each choice, in order, for people.
@@ -97,6 +101,7 @@ func AutoAdjust(cfg *modelcfg.Config, req Request, m Machine) Plan {
 
 	s := req.Settings
 	s.SeqLen, s.BatchSize = p.SeqLen, p.BatchSize
+	s.KeptBudget = -1 // sized last, from what the rest leaves
 	p.Quant, p.BaseDType = p.pickQuant(cfg, s, req.BaseDTypeAuto)
 	s.Quant, s.BaseDType = p.Quant, p.BaseDType
 
@@ -128,7 +133,17 @@ func AutoAdjust(cfg *modelcfg.Config, req Request, m Machine) Plan {
 		p.reason("max-seq-len %d → %d so that batch %d fits", from, s.SeqLen, s.BatchSize)
 		p.SeqLen = s.SeqLen
 	}
+	s.KeptBudget = KeptBudgetFor(cfg, s, p.BudgetBytes)
+	p.KeptBudget = s.KeptBudget
 	p.Estimate = Compute(cfg, s)
+	if s.GradCheckpointing {
+		if k := KeptLayers(cfg, s); k > 0 {
+			p.reason("kept activations: budget %s (up to %.0f%% of the budget, from what the run leaves free): %d of %d layers keep theirs through the backward",
+				FormatBytes(s.KeptBudget), KeptShare*100, k, cfg.NumHiddenLayers)
+		} else {
+			p.reason("kept activations: none (no memory to spare for a layer's): every layer is recomputed in the backward")
+		}
+	}
 	p.Fits = p.Estimate.Total <= p.BudgetBytes
 	if p.Fits {
 		p.reason("estimate %s fits the %s budget", FormatBytes(p.Estimate.Total), FormatBytes(p.BudgetBytes))
@@ -137,6 +152,18 @@ func AutoAdjust(cfg *modelcfg.Config, req Request, m Machine) Plan {
 			FormatBytes(p.Estimate.Total), FormatBytes(p.BudgetBytes), p.Quant, s.BatchSize, s.SeqLen)
 	}
 	return p
+}
+
+// KeptBudgetFor sizes the kept-activation budget for a run with settings s
+// (s.KeptBudget ignored) within budget bytes: what the run leaves free, at most
+// KeptShare of budget, and negative (none) when that is not a positive amount.
+func KeptBudgetFor(cfg *modelcfg.Config, s Settings, budget int64) int64 {
+	s.KeptBudget = -1
+	free := min(budget-Compute(cfg, s).Total, int64(float64(budget)*KeptShare))
+	if free <= 0 {
+		return -1
+	}
+	return free
 }
 
 // pickQuant returns s.Quant when the user chose one, and otherwise the most

@@ -48,13 +48,21 @@ const (
 	// (nn.NewCrossEntropy uses 128 MiB when it is 0), so the chunk holds
 	// LogitBytes/(4·vocab) tokens, about 220 for a 152k vocabulary.
 	LogitBytes = 128 << 20
-	// KeptActivationsBudget mirrors model.KeptActivationsBudget: with gradient
-	// checkpointing the layers below the last keep their whole activations
-	// through the backward, instead of having them recomputed, while
-	// kept·perLayer ≤ this budget. It is memory a checkpointed step really holds,
-	// up to 512 MiB. TestConstants pins the value and TestConstantsMatchModel
-	// compares it with the model's.
+	// KeptActivationsBudget mirrors model.KeptActivationsBudget, the default
+	// budget: with gradient checkpointing the layers below the last keep their
+	// whole activations through the backward, instead of having them recomputed,
+	// while kept·perLayer ≤ the budget. It is memory a checkpointed step really
+	// holds, up to 512 MiB. TestConstants pins the value and
+	// TestConstantsMatchModel compares it with the model's. AutoAdjust replaces
+	// it with a budget sized for the machine (KeptShare).
 	KeptActivationsBudget = 512 << 20
+	// KeptShare is the largest share of the memory budget auto-adjust gives to
+	// kept activations, and only out of what the rest of the run leaves free:
+	// keeping a layer only saves its recomputation, so it never costs batch or
+	// sequence length. A quarter lets a 0.5B model at 512 tokens keep every
+	// layer from about 5 GB of RAM, while a machine with little to spare keeps
+	// none.
+	KeptShare = 0.25
 	// RuntimeOverhead covers what the buffers above do not: the Go runtime and
 	// GC headroom, per-thread GEMM and attention tiles, quantisation scratch, the
 	// tokenizer's tables, the dataset's token ids and bookkeeping. bench runs
@@ -130,6 +138,21 @@ type Settings struct {
 	// Dropout is the adapter dropout rate; above 0 every adapted projection keeps
 	// its dropped-out input for the backward.
 	Dropout float64
+	// KeptBudget bounds the kept activations (see KeptLayers) in bytes: 0 means
+	// KeptActivationsBudget, the library default; a negative value keeps none.
+	// AutoAdjust sizes it from the memory left over (Plan.KeptBudget).
+	KeptBudget int64
+}
+
+// keptBudget is the budget s asks for in bytes (0 for none).
+func (s Settings) keptBudget() int64 {
+	switch {
+	case s.KeptBudget == 0:
+		return KeptActivationsBudget
+	case s.KeptBudget < 0:
+		return 0
+	}
+	return s.KeptBudget
 }
 
 // Estimate is the memory breakdown in bytes.
@@ -149,7 +172,7 @@ type Estimate struct {
 	Activations int64 `json:"activations"`
 	// KeptActivations is, with checkpointing, the full activations of the layers
 	// below the last that the model keeps instead of recomputing them, within
-	// KeptActivationsBudget; 0 without checkpointing (Activations has them all).
+	// Settings.KeptBudget; 0 without checkpointing (Activations has them all).
 	KeptActivations int64 `json:"kept_activations"`
 	// Logits is the cross-entropy's chunk of vocabulary logits and of hidden
 	// states with their gradient.
@@ -331,7 +354,7 @@ func ActivationsPerToken(cfg *modelcfg.Config, s Settings) int64 {
 }
 
 // KeptLayers is how many layers below the last keep their full activations
-// through a checkpointed backward: min(L−1, KeptActivationsBudget/perLayer)
+// through a checkpointed backward: min(L−1, budget/perLayer), budget s.KeptBudget
 // with perLayer one layer's activation bytes for the step's tokens, the same
 // rule as the model's keptLayers. 0 without checkpointing.
 func KeptLayers(cfg *modelcfg.Config, s Settings) int64 {
@@ -341,7 +364,7 @@ func KeptLayers(cfg *modelcfg.Config, s Settings) int64 {
 	if !s.GradCheckpointing || L < 2 || per <= 0 {
 		return 0
 	}
-	return min(L-1, KeptActivationsBudget/per)
+	return min(L-1, s.keptBudget()/per)
 }
 
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
