@@ -327,11 +327,11 @@ func TestExtendErrors(t *testing.T) {
 }
 
 // BenchmarkDecode times single-token decode steps of a Qwen2.5-0.5B-shaped model (all
-// 24 layers, random weights, projections in bf16 or NF4) with 64 to 320 tokens in the
+// 24 layers, random weights, projections in bf16, NF4 or INT8) with 64 to 320 tokens in the
 // cache; MB/s counts the weight bytes one step streams. …/prefill times a 128-token
 // prefill.
 func BenchmarkDecode(b *testing.B) {
-	for _, q := range []quant.Kind{quant.KindNone, quant.KindNF4} {
+	for _, q := range []quant.Kind{quant.KindNone, quant.KindNF4, quant.KindInt8} {
 		name := "bf16"
 		if q != quant.KindNone {
 			name = string(q)

@@ -151,3 +151,58 @@ func BenchmarkQuantize(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeGemv times one decode-step product (m = 1) on the qwen2.5-0.5b
+// projection shapes with the weights out of cache, as in a decode step: successive
+// calls walk through copies of the matrix totalling at least 64 Mi weights. Side by
+// side: NF4 (double-quantised) and INT8 through MulNT (the fused GEMV), NF4 through
+// the tiled dequantise-then-GEMM it replaced ("nf4-tiled"), and bf16 through
+// kernels.GemvBF16. Run e.g.
+//
+//	go test ./quant -run '^$' -bench 'DecodeGemv' -count 5
+func BenchmarkDecodeGemv(b *testing.B) {
+	shapes := []struct {
+		name string
+		n, k int
+	}{{"qo", 896, 896}, {"gateup", 4864, 896}, {"down", 896, 4864}}
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, s := range shapes {
+		n, k := s.n, s.k
+		copies := max(1, (64<<20)/(n*k))
+		wf := randNormal(r, n*k, 0.02)
+		nf4, _ := QuantizeNF4(wf, n, k, NF4Options{DoubleQuant: true})
+		i8, _ := QuantizeInt8(wf, n, k)
+		bfs := make([]uint16, copies*n*k)
+		nf4s, i8s := make([]*NF4, copies), make([]*Int8, copies)
+		for c := range copies {
+			for i, v := range wf {
+				bfs[c*n*k+i] = kernels.F32ToBF16(v)
+			}
+			q := *nf4
+			q.Data = append([]byte(nil), nf4.Data...)
+			nq := *nf4.Nested
+			nq.Q = append([]byte(nil), nf4.Nested.Q...)
+			q.Nested = &nq
+			nf4s[c] = &q
+			i := *i8
+			i.Data = append([]int8(nil), i8.Data...)
+			i8s[c] = &i
+		}
+		x, y := randNormal(r, k, 1), make([]float32, n)
+		call := 0
+		next := func() int { call++; return call % copies }
+		b.Run(fmt.Sprintf("%s/%dx%d", s.name, n, k), func(b *testing.B) {
+			for _, th := range []int{1, 2} {
+				withThreads(b, th, func(b *testing.B) {
+					run := func(name string, f func()) {
+						b.Run(name, func(b *testing.B) { loop(b, 2.0*float64(n)*float64(k), f) })
+					}
+					run("bf16", func() { c := next(); kernels.GemvBF16(y, x, bfs[c*n*k:(c+1)*n*k], 1, n, k, false) })
+					run("nf4", func() { nf4s[next()].MulNT(y, x, 1, false) })
+					run("int8", func() { i8s[next()].MulNT(y, x, 1, false) })
+					run("nf4-tiled", func() { mulNT(nf4s[next()], y, x, 1, false) })
+				})
+			}
+		})
+	}
+}
