@@ -108,8 +108,8 @@ type Model struct {
 	params  []optim.Param
 	closer  interface{ Close() error }
 	ws      *workspace
-	steps   uint64 // dropout stream: set by SetDropoutSeed, advanced by every training pass
-	bnb     bool   // projections were loaded from a bitsandbytes 4-bit checkpoint
+	steps   uint64  // dropout stream: set by SetDropoutSeed, advanced by every training pass
+	bnb     bool    // projections were loaded from a bitsandbytes 4-bit checkpoint
 	compute Compute // resolved Options.Compute: ComputeBF16 or ComputeF32
 }
 
