@@ -32,6 +32,7 @@ type evalOptions struct {
 	Threads       int
 	JSON          bool
 	MaxLineBytes  int
+	fim           evalFIMOptions
 }
 
 func newEvalCmd(stdio *IO) *cobra.Command {
@@ -54,11 +55,18 @@ skips rows silently. Rows longer than --max-seq-len are truncated.
 loading), as a QLoRA/QDoRA run trained them; auto picks what this machine's memory
 calls for, as train does. A bitsandbytes 4-bit checkpoint is used as stored.
 --base-dtype holds the weights that are not quantised as stored by default (an f32
-checkpoint in f32, bf16 in bf16, f16 in bf16), or in bf16 or f32.`,
+checkpoint in f32, bf16 in bf16, f16 in bf16), or in bf16 or f32.
+
+--fim also measures infilling, for a model with fill-in-the-middle tokens: on the text
+rows, --fim-spans seeded spans per kind (one line; a block of 2 to 8 lines) are cut out,
+their middle is greedy-decoded from the model's FIM prompt, and exact match and mean edit
+similarity (1 − Levenshtein / the longer length, in characters; trailing white space
+ignored) are printed under the loss ("fim" in --json).`,
 		Example: `  bidora eval --model ./Qwen2.5-0.5B --data val.jsonl
   bidora eval --model Qwen/Qwen2.5-Coder-1.5B-Instruct --adapter ./output --data val.jsonl --json
   bidora eval --model ../shared/models/code14m --data rows.jsonl --template plain
-  bidora eval --model qwen2.5-coder-7b --adapter ./qlora-out --data val.jsonl --quantization nf4`,
+  bidora eval --model qwen2.5-coder-7b --adapter ./qlora-out --data val.jsonl --quantization nf4
+  bidora eval --model qwen2.5-coder-1.5b --adapter ./output --data held-out.jsonl --fim --fim-spans 50 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runEval(cmd.Context(), stdio, opts)
@@ -77,6 +85,7 @@ checkpoint in f32, bf16 in bf16, f16 in bf16), or in bf16 or f32.`,
 	f.IntVar(&opts.Threads, "threads", 0, "worker threads (0 = all cores)")
 	f.BoolVar(&opts.JSON, "json", false, `print {"loss":…, "perplexity":…, "tokens":…}`)
 	f.IntVar(&opts.MaxLineBytes, "max-line-bytes", dataset.DefaultMaxLineBytes, "longest data row in bytes (a JSONL line, JSON array element, CSV record or text file)")
+	addEvalFIMFlags(f, &opts.fim)
 	_ = cmd.RegisterFlagCompletionFunc("quantization", cobra.FixedCompletions(config.Quantizations, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("base-dtype", cobra.FixedCompletions(config.BaseDTypes, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -87,6 +96,8 @@ type evalResult struct {
 	Loss       float64 `json:"loss"`
 	Perplexity float64 `json:"perplexity"`
 	Tokens     int     `json:"tokens"`
+	// FIM holds the infilling scores of --fim.
+	FIM *fimEvalResult `json:"fim,omitempty"`
 }
 
 func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
@@ -103,6 +114,9 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 		return usageErrorf("--threads must be 0 (all cores) or positive, got %d", opts.Threads)
 	case opts.MaxLineBytes < 0:
 		return usageErrorf("--max-line-bytes must be positive (0 = the default %s), got %d", dataset.FormatBytes(dataset.DefaultMaxLineBytes), opts.MaxLineBytes)
+	}
+	if err := checkEvalFIMFlags(&opts.fim); err != nil {
+		return err
 	}
 	q, err := parseQuantFlag(opts.Quantization)
 	if err != nil {
@@ -156,10 +170,18 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 		return fmt.Errorf("%s: %w", opts.Data, err)
 	}
 	out := evalResult{Loss: loss, Perplexity: math.Exp(loss), Tokens: tokens}
+	if opts.fim.On {
+		if out.FIM, err = runEvalFIM(ctx, m, dir, mc, rows, opts); err != nil {
+			return err
+		}
+	}
 	if opts.JSON {
 		return json.NewEncoder(stdio.Out).Encode(out)
 	}
 	fmt.Fprintf(stdio.Out, "loss %.6f  perplexity %.4f  tokens %d  rows %d\n", out.Loss, out.Perplexity, out.Tokens, len(examples))
+	if out.FIM != nil {
+		out.FIM.print(stdio.Out)
+	}
 	return nil
 }
 

@@ -41,6 +41,7 @@ type generateOptions struct {
 	Stop              []string
 	Threads           int
 	JSON              bool
+	infill            infillOptions
 
 	promptSet bool
 	changed   func(name string) bool
@@ -77,11 +78,17 @@ stops cleanly and keeps what was generated.
 
 --json prints {"text", "tokens", "prompt_tokens", "prefill_tokens_per_s",
 "decode_tokens_per_s", "stop_reason"} at the end instead of streaming (one line per
-turn in a chat session); stop_reason is eos, stop, length or interrupted.`,
+turn in a chat session); stop_reason is eos, stop, length or interrupted.
+
+Infilling (fill-in-the-middle, for code models with FIM tokens: Qwen2.5-Coder, CodeLlama,
+DeepSeek-Coder, StarCoder): --prefix-file and --suffix-file give the text before and
+after the gap (or --fim takes them from a <FILL> marker in --prompt); generate builds
+the model's FIM prompt, stops at its end-of-middle token and prints only the middle.`,
 		Example: `  bidora generate --model ../shared/models/code14m --prompt 'fn main() {' --max-new-tokens 64
   bidora generate --model Qwen/Qwen2.5-Coder-1.5B-Instruct --chat --prompt 'Write a Rust hello world'
   bidora generate --model qwen2.5-coder-1.5b --adapter ./output --chat --system 'You are terse.'
-  bidora generate --model ./merged --prompt 'def fib(n):' --temperature 0.8 --top-p 0.95 --seed 1 --stop '\n\n' --json`,
+  bidora generate --model ./merged --prompt 'def fib(n):' --temperature 0.8 --top-p 0.95 --seed 1 --stop '\n\n' --json
+  bidora generate --model qwen2.5-coder-1.5b --prefix-file before.rs --suffix-file after.rs --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.promptSet = cmd.Flags().Changed("prompt")
@@ -106,6 +113,7 @@ turn in a chat session); stop_reason is eos, stop, length or interrupted.`,
 	f.StringArrayVar(&opts.Stop, "stop", nil, "stop when this text appears (repeatable; it is cut from the output)")
 	f.IntVar(&opts.Threads, "threads", 0, "worker threads (0 = all cores)")
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON instead of streaming it")
+	addInfillFlags(f, &opts.infill)
 	return cmd
 }
 
@@ -131,10 +139,13 @@ func checkGenerateFlags(opts *generateOptions) error {
 		return err
 	}
 	opts.BaseDType = string(d)
+	if err := checkInfillFlags(opts); err != nil {
+		return err
+	}
 	switch {
 	case opts.Model == "":
 		return usageErrorf("--model is required")
-	case !opts.Chat && !opts.promptSet:
+	case !opts.Chat && !opts.promptSet && !opts.infill.on():
 		return usageErrorf("--prompt is required (or --chat for an interactive session)")
 	case opts.promptSet && opts.Prompt == "":
 		return usageErrorf("--prompt must not be empty")
@@ -173,6 +184,7 @@ type generator struct {
 	special tokenizer.Special
 	eos     []int // where a reply stops: the end-of-turn ids training uses
 	maxNew  int
+	exact   bool // print the text as generated, with no line break added (infilling)
 }
 
 func runGenerate(ctx context.Context, stdio *IO, opts *generateOptions) error {
@@ -186,11 +198,22 @@ func runGenerate(ctx context.Context, stdio *IO, opts *generateOptions) error {
 	if err != nil {
 		return err
 	}
+	var infill, infillStops []int
+	if opts.infill.on() {
+		if infill, infillStops, err = infillPrompt(dir, opts); err != nil {
+			return err
+		}
+	}
 	g, err := loadGenerator(ctx, stdio, opts, dir)
 	if err != nil {
 		return err
 	}
 	defer g.m.Close()
+	if infill != nil {
+		g.eos, g.exact = append(g.eos, infillStops...), true
+		_, err := g.reply(ctx, infill, nil)
+		return err
+	}
 	if !opts.Chat {
 		ids := g.encodePlain(opts.Prompt)
 		_, err := g.reply(ctx, ids, tail(ids, streamContext))
@@ -420,7 +443,7 @@ func (g *generator) reply(ctx context.Context, ids, context []int) (string, erro
 		return text, enc.Encode(generateResult{Text: text, Tokens: len(res.Tokens), PromptTokens: len(ids),
 			PrefillTPS: round2(res.PrefillTokensPerSecond()), DecodeTPS: round2(res.DecodeTokensPerSecond()), StopReason: res.StopReason})
 	}
-	if !strings.HasSuffix(text, "\n") {
+	if !g.exact && !strings.HasSuffix(text, "\n") {
 		if err := write("\n"); err != nil {
 			return "", err
 		}
