@@ -83,9 +83,6 @@ type Options struct {
 	// NoDoubleQuant turns off NF4's double quantisation of the block scales, which is
 	// on by default as in QLoRA (4.13 instead of 4.5 bits per weight).
 	NoDoubleQuant bool
-	// Compute is the precision of the frozen-weight products: see Compute. The zero
-	// value is f32.
-	Compute Compute
 }
 
 // Layer is one decoder block.
@@ -108,9 +105,8 @@ type Model struct {
 	params  []optim.Param
 	closer  interface{ Close() error }
 	ws      *workspace
-	steps   uint64  // dropout stream: set by SetDropoutSeed, advanced by every training pass
-	bnb     bool    // projections were loaded from a bitsandbytes 4-bit checkpoint
-	compute Compute // resolved Options.Compute: ComputeBF16 or ComputeF32
+	steps   uint64 // dropout stream: set by SetDropoutSeed, advanced by every training pass
+	bnb     bool   // projections were loaded from a bitsandbytes 4-bit checkpoint
 }
 
 func newModel(cfg *modelcfg.Config, opts Options) (*Model, error) {
@@ -121,11 +117,7 @@ func newModel(cfg *modelcfg.Config, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	compute, err := opts.Compute.Resolve()
-	if err != nil {
-		return nil, err
-	}
-	return &Model{Config: cfg, opts: opts, rope: rope, compute: compute}, nil
+	return &Model{Config: cfg, opts: opts, rope: rope}, nil
 }
 
 // Close releases the memory-mapped weight files (the model is unusable afterwards).
