@@ -198,6 +198,7 @@ func runBench(ctx context.Context, stdio *IO, opts *benchOptions) error {
 		res.Method, res.Rank, res.Targets, B, T, res.Threads, res.Checkpoint)
 	fmt.Fprintf(stdio.Out, "tokens/s %.1f  step %.3fs (median of %d)  %.1f GFLOP/s  peak RSS %.0f MB\n",
 		res.TokensPerS, med, len(res.StepSeconds), res.GFLOPS, res.PeakRSSMB)
+	fmt.Fprintln(stdio.Out, kernels.PeakFLOPsPerCycle().Describe(res.GFLOPS, res.Threads))
 	return nil
 }
 
