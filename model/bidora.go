@@ -92,7 +92,7 @@ type orthGrad struct {
 func newOrthGrad(lin *nn.Linear) *orthGrad {
 	a := lin.Adapter
 	out, in := lin.W.Rows, lin.W.Cols
-	return &orthGrad{wt: lin.W, out: out, in: in, r: a.R, scale: a.Scale,
+	return &orthGrad{wt: lin.W.Exact(), out: out, in: in, r: a.R, scale: a.Scale,
 		dA: make([]float32, a.R*in), dB: make([]float32, out*a.R), psi: make([]float64, out)}
 }
 

@@ -40,6 +40,7 @@ func Load(dir string, opts Options) (*Model, error) {
 		src.Close()
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
+	m.applyCompute()
 	return m, nil
 }
 
@@ -433,6 +434,7 @@ func New(cfg *modelcfg.Config, opts Options) (*Model, error) {
 		}
 		m.Layers = append(m.Layers, ly)
 	}
+	m.applyCompute()
 	return m, nil
 }
 

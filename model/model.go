@@ -83,6 +83,9 @@ type Options struct {
 	// NoDoubleQuant turns off NF4's double quantisation of the block scales, which is
 	// on by default as in QLoRA (4.13 instead of 4.5 bits per weight).
 	NoDoubleQuant bool
+	// Compute is the precision of the frozen-weight products: see Compute. The zero
+	// value is f32.
+	Compute Compute
 }
 
 // Layer is one decoder block.
@@ -105,8 +108,9 @@ type Model struct {
 	params  []optim.Param
 	closer  interface{ Close() error }
 	ws      *workspace
-	steps   uint64 // dropout stream: set by SetDropoutSeed, advanced by every training pass
-	bnb     bool   // projections were loaded from a bitsandbytes 4-bit checkpoint
+	steps   uint64  // dropout stream: set by SetDropoutSeed, advanced by every training pass
+	bnb     bool    // projections were loaded from a bitsandbytes 4-bit checkpoint
+	compute Compute // resolved Options.Compute: ComputeBF16 or ComputeF32
 }
 
 func newModel(cfg *modelcfg.Config, opts Options) (*Model, error) {
@@ -117,7 +121,11 @@ func newModel(cfg *modelcfg.Config, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Model{Config: cfg, opts: opts, rope: rope}, nil
+	compute, err := opts.Compute.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	return &Model{Config: cfg, opts: opts, rope: rope, compute: compute}, nil
 }
 
 // Close releases the memory-mapped weight files (the model is unusable afterwards).

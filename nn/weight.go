@@ -12,11 +12,28 @@ import (
 // non-nil) or f32 (F32 non-nil), checked in that order. The data may alias a
 // memory-mapped file. A quantised weight is never expanded to full precision: its
 // GEMMs dequantise tile by tile and Row decodes one row.
+//
+// With BF16Compute set, the products of a bf16 or f32 weight (MulNT, MulNN) round the
+// activation operand to bf16 and accumulate bf16 pair products in f32 (package
+// kernels' bf16-compute GEMMs, as bf16 autocast does); quantised weights and Row/At
+// are unaffected.
 type Weight struct {
-	Rows, Cols int
-	F32        []float32
-	BF16       []uint16
-	Q          quant.Matrix
+	Rows, Cols  int
+	F32         []float32
+	BF16        []uint16
+	Q           quant.Matrix
+	BF16Compute bool
+}
+
+// Exact returns a view of w whose products are always computed in f32 (BF16Compute
+// off), for gradient terms that must stay f32.
+func (w *Weight) Exact() *Weight {
+	if !w.BF16Compute {
+		return w
+	}
+	v := *w
+	v.BF16Compute = false
+	return &v
 }
 
 // NewWeightF32 wraps f32 data of shape [rows, cols].
@@ -68,6 +85,10 @@ func (w *Weight) MulNT(y, x []float32, m int, accumulate bool) {
 	switch {
 	case w.Q != nil:
 		w.Q.MulNT(y, x, m, accumulate)
+	case w.BF16Compute && w.BF16 != nil:
+		kernels.MatMulNTBF16Compute(y, x, w.BF16, m, w.Rows, w.Cols, accumulate)
+	case w.BF16Compute:
+		kernels.MatMulNTF32Compute16(y, x, w.F32, m, w.Rows, w.Cols, accumulate)
 	case w.BF16 != nil:
 		kernels.MatMulNTBF16(y, x, w.BF16, m, w.Rows, w.Cols, accumulate)
 	default:
@@ -80,6 +101,10 @@ func (w *Weight) MulNN(dx, dy []float32, m int, accumulate bool) {
 	switch {
 	case w.Q != nil:
 		w.Q.MulNN(dx, dy, m, accumulate)
+	case w.BF16Compute && w.BF16 != nil:
+		kernels.MatMulNNBF16Compute(dx, dy, w.BF16, m, w.Rows, w.Cols, accumulate)
+	case w.BF16Compute:
+		kernels.MatMulNNF32Compute16(dx, dy, w.F32, m, w.Rows, w.Cols, accumulate)
 	case w.BF16 != nil:
 		kernels.MatMulNNBF16(dx, dy, w.BF16, m, w.Rows, w.Cols, accumulate)
 	default:
