@@ -1,7 +1,7 @@
 package kernels
 
 // The plain-Go kernel set: a blocked GEMM with a 4×4 register tile for CPUs without
-// AVX2/FMA (and arm64, where the Go compiler keeps the 16 accumulators in registers).
+// AVX2/FMA or NEON (the Go compiler keeps the 16 accumulators in registers on arm64).
 
 var genericImpl = &impl{
 	name: "generic",

@@ -11,9 +11,11 @@
 //
 // Every exported kernel has a plain-Go twin (ref.go); the fast path is chosen once at
 // start-up from CPU features: "avx512" (Go assembly, 12×32 zmm micro-kernel),
-// "avx2" (AVX2/FMA assembly, 6×16 ymm micro-kernel) or "generic" (blocked pure Go,
-// 4×4 register tile; arm64 and older x86). Impl reports the choice and SetImpl forces
-// another one (tests and benchmarks use it to check every path).
+// "avx2" (AVX2/FMA assembly, 6×16 ymm micro-kernel), "neon" (arm64 assembly, 8×8
+// micro-kernel with FMLA by element) or "generic" (blocked pure Go, 4×4 register
+// tile; older x86 and other architectures). Impl reports the choice and SetImpl forces
+// another one (tests and benchmarks use it to check every path). PeakFLOPsPerCycle
+// gives the core's expected f32 peak for the chosen set.
 //
 // The GEMMs are blocked in the Goto/BLIS way: the weight operand is packed per task and
 // per k block into panels as wide as the micro-kernel (bf16 is widened to f32 while
