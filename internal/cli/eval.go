@@ -32,6 +32,7 @@ type evalOptions struct {
 	Threads       int
 	JSON          bool
 	MaxLineBytes  int
+	Repo          evalRepoOptions // --data-dir and its filters
 	fim           evalFIMOptions
 }
 
@@ -63,6 +64,7 @@ their middle is greedy-decoded from the model's FIM prompt, and exact match and 
 similarity (1 − Levenshtein / the longer length, in characters; trailing white space
 ignored) are printed under the loss ("fim" in --json).`,
 		Example: `  bidora eval --model ./Qwen2.5-0.5B --data val.jsonl
+  bidora eval --model ../shared/models/code14m --adapter ./output --data-dir ./held-out-crate --lang rust
   bidora eval --model Qwen/Qwen2.5-Coder-1.5B-Instruct --adapter ./output --data val.jsonl --json
   bidora eval --model ../shared/models/code14m --data rows.jsonl --template plain
   bidora eval --model qwen2.5-coder-7b --adapter ./qlora-out --data val.jsonl --quantization nf4
@@ -86,6 +88,7 @@ ignored) are printed under the loss ("fim" in --json).`,
 	f.BoolVar(&opts.JSON, "json", false, `print {"loss":…, "perplexity":…, "tokens":…}`)
 	f.IntVar(&opts.MaxLineBytes, "max-line-bytes", dataset.DefaultMaxLineBytes, "longest data row in bytes (a JSONL line, JSON array element, CSV record or text file)")
 	addEvalFIMFlags(f, &opts.fim)
+	addEvalRepoFlags(f, &opts.Repo)
 	_ = cmd.RegisterFlagCompletionFunc("quantization", cobra.FixedCompletions(config.Quantizations, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("base-dtype", cobra.FixedCompletions(config.BaseDTypes, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -104,8 +107,6 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 	switch {
 	case opts.Model == "":
 		return usageErrorf("--model is required")
-	case opts.Data == "":
-		return usageErrorf("--data is required")
 	case opts.MaxSeqLen < 2:
 		return usageErrorf("--max-seq-len must be at least 2, got %d", opts.MaxSeqLen)
 	case opts.BatchSize < 1:
@@ -116,6 +117,9 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 		return usageErrorf("--max-line-bytes must be positive (0 = the default %s), got %d", dataset.FormatBytes(dataset.DefaultMaxLineBytes), opts.MaxLineBytes)
 	}
 	if err := checkEvalFIMFlags(&opts.fim); err != nil {
+		return err
+	}
+	if err := checkEvalRepo(opts.Data, &opts.Repo); err != nil {
 		return err
 	}
 	q, err := parseQuantFlag(opts.Quantization)
@@ -129,12 +133,14 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 	if opts.Threads > 0 {
 		kernels.SetThreads(opts.Threads)
 	}
-	rows, _, err := dataset.ReadPath(ctx, opts.Data, dataset.ReadOptions{Strict: true, MaxLineBytes: opts.MaxLineBytes})
-	if err != nil {
-		return readErr(err)
-	}
-	if len(rows) == 0 {
-		return fmt.Errorf("%s: no rows", opts.Data)
+	var rows []dataset.Row
+	if len(opts.Repo.DataDir) == 0 {
+		if rows, _, err = dataset.ReadPath(ctx, opts.Data, dataset.ReadOptions{Strict: true, MaxLineBytes: opts.MaxLineBytes}); err != nil {
+			return readErr(err)
+		}
+		if len(rows) == 0 {
+			return fmt.Errorf("%s: no rows", opts.Data)
+		}
 	}
 	dir, err := resolveModelDir(ctx, stdio, "--model", opts.Model)
 	if err != nil {
@@ -143,6 +149,11 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 	mc, err := modelcfg.Load(dir)
 	if err != nil {
 		return err
+	}
+	if len(opts.Repo.DataDir) > 0 {
+		if rows, err = evalRepoRows(ctx, stdio, dir, mc, opts); err != nil {
+			return err
+		}
 	}
 	examples, err := encodeEvalRows(dir, mc, rows, opts)
 	if err != nil {

@@ -29,6 +29,10 @@ type trainOptions struct {
 	cfg         *config.Train
 	configFile  string
 	printConfig bool
+	// dryRun loads the tokenizer and the data, reports them and stops; jsonOut
+	// makes that report JSON.
+	dryRun  bool
+	jsonOut bool
 }
 
 func newTrainCmd(stdio *IO) *cobra.Command {
@@ -54,6 +58,10 @@ the resolved configuration and why, without loading anything.`,
   # DoRA on all linear layers with 4-bit weights
   bidora train --dora --targets all-linear --quantization nf4 --train-file data.jsonl
 
+  # Train on a source tree (as git sees it); see the files, the split and the skips first
+  bidora train --model qwen2.5-coder-1.5b --train-dir ~/src/my-crate --lang rust --dry-run
+  bidora train --model qwen2.5-coder-1.5b --train-dir ~/src/my-crate --fim-rate 0.5
+
   # BiDoRA with a separate validation file
   bidora train --method bidora --train-file train.jsonl --val-file val.jsonl`,
 		Args: cobra.NoArgs,
@@ -64,6 +72,8 @@ the resolved configuration and why, without loading anything.`,
 	config.AddFlags(cmd.Flags(), opts.cfg)
 	cmd.Flags().StringVar(&opts.configFile, "config", "", "YAML file of settings (keys are flag names); flags override it")
 	cmd.Flags().BoolVar(&opts.printConfig, "print-config", false, "print the resolved configuration (after auto-adjust) as YAML and exit")
+	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "load the tokenizer and the data, list the files (--train-dir), the split and what was skipped and why, and stop before loading the weights")
+	cmd.Flags().BoolVar(&opts.jsonOut, "json", false, `with --dry-run: print {"files":[…], "skipped":[{"path","reason"}], "val_files":[…], "duplicates":…, "counts":{…}, …}`)
 	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
 	_ = cmd.MarkFlagFilename("train-file")
 	_ = cmd.MarkFlagFilename("val-file")
@@ -130,9 +140,15 @@ func resolveTrain(ctx context.Context, stdio *IO, fs *pflag.FlagSet, opts *train
 }
 
 func runTrain(ctx context.Context, stdio *IO, fs *pflag.FlagSet, opts *trainOptions) error {
+	if opts.jsonOut && !opts.dryRun {
+		return usageErrorf("--json goes with --dry-run (training logs JSON with --log-format json)")
+	}
 	plan, about, err := resolveTrain(ctx, stdio, fs, opts)
 	if err != nil {
 		return err
+	}
+	if opts.dryRun && !opts.printConfig {
+		return runDryRun(ctx, stdio, opts.cfg, opts.jsonOut)
 	}
 	header := []string{"bidora train configuration (resolved); feed it back with: bidora train --config FILE"}
 	header = append(header, about...)

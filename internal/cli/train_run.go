@@ -55,6 +55,7 @@ type trainRun struct {
 	valEx   []dataset.Example
 	valFrom string
 	model   *model.Model
+	repo    *repoData // --train-dir's files, split and report
 }
 
 // runTraining loads the model and data and runs package train's loop: one phase of
@@ -235,6 +236,9 @@ func outputError(err error) error {
 
 func (r *trainRun) loadData(ctx context.Context, stdio *IO) error {
 	cfg := r.cfg
+	if len(cfg.TrainDir) > 0 {
+		return r.loadRepoData(ctx, stdio)
+	}
 	ro := dataset.ReadOptions{Strict: cfg.Strict, MaxRows: cfg.MaxSamples, MaxLineBytes: cfg.MaxLineBytes}
 	name := cfg.TrainFile
 	if cfg.Dataset != "" {
@@ -385,6 +389,9 @@ func maxStepsLabel(cfg *config.Train) string {
 }
 
 func orDataset(cfg *config.Train) string {
+	if len(cfg.TrainDir) > 0 {
+		return repoTrainName(cfg)
+	}
 	if cfg.Dataset != "" {
 		return fmt.Sprintf("%s (split %s)", cfg.Dataset, cfg.DatasetSplit)
 	}
