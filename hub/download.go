@@ -348,6 +348,11 @@ func writeRef(repoDir, revision, commit string) error {
 
 // linkPointer makes pointer a relative symlink to blob (../../blobs/<etag>,
 // with one more ../ per folder level of the file name), replacing it atomically.
+//
+// Where symlinks are not allowed (Windows without Developer Mode or administrator
+// rights), pointer becomes a hard link to blob instead, and where hard links fail
+// too (FAT/exFAT, some network shares) a copy of it: huggingface_hub likewise falls
+// back to real files in snapshots/ there. Readers see the same content either way.
 func linkPointer(blob, pointer string) error {
 	rel, err := filepath.Rel(filepath.Dir(pointer), blob)
 	if err != nil {
@@ -357,14 +362,48 @@ func linkPointer(blob, pointer string) error {
 		return nil
 	}
 	tmp := fmt.Sprintf("%s.%d.%d.tmp", pointer, os.Getpid(), time.Now().UnixNano())
-	if err := os.Symlink(rel, tmp); err != nil {
-		return fmt.Errorf("hub: linking %s: %w", pointer, err)
+	if serr := symlink(rel, tmp); serr != nil {
+		if lerr := hardlink(blob, tmp); lerr != nil {
+			if cerr := copyFile(blob, tmp); cerr != nil {
+				os.Remove(tmp)
+				return fmt.Errorf("hub: linking %s (no symlink: %v; no hard link: %v): copying the blob: %w", pointer, serr, lerr, cerr)
+			}
+		}
 	}
 	if err := os.Rename(tmp, pointer); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("hub: linking %s: %w", pointer, err)
 	}
 	return nil
+}
+
+// symlink and hardlink are os.Symlink and os.Link; tests replace them to force the
+// fallbacks of linkPointer.
+var (
+	symlink  = os.Symlink
+	hardlink = os.Link
+)
+
+// copyFile copies src to a new file dst (synced, so a rename makes it whole).
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // retryDelay is the pause before resuming an interrupted transfer;
