@@ -84,7 +84,7 @@ func pairRows(w, n int) (int, int) { return w, n - 1 - w }
 type attnWork struct {
 	a, b, c, d []kernels.Packed
 	kt         []float32   // backward: Kᵀ per (sequence, kv head), [D, T]
-	dqt        [][]float32 // backward: per-worker dQᵀ accumulators [B, Hq, D, T]
+	dqt        [][]float32 // backward: per-worker dQᵀ accumulators [the worker's query heads, D, T]
 }
 
 var attnPool sync.Pool
@@ -315,11 +315,19 @@ func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, delta []float32, sh 
 	for len(w.dqt) < parts {
 		w.dqt = append(w.dqt, nil)
 	}
+	// Part p runs units [p·units/parts, (p+1)·units/parts): a contiguous run of
+	// (sequence, kv head) pairs, whose query heads are the only rows of dQ it touches;
+	// its dQᵀ accumulator covers just those (pairs [pr[p][0], pr[p][1]]), so memory and
+	// the final sum grow with parts + B·Hkv pairs of heads, not parts × B·Hq.
+	pr := make([][2]int, parts)
+	for p := range pr {
+		pr[p] = [2]int{p * units / parts / half, ((p+1)*units/parts - 1) / half}
+	}
 	kernels.Parallel(parts, 1, func(lo, hi int) {
 		x := getAttnScratch(D)
 		defer scratchPool.Put(x)
 		for part := lo; part < hi; part++ {
-			w.dqt[part] = growF32(w.dqt[part], B*Hq*D*T)
+			w.dqt[part] = growF32(w.dqt[part], (pr[part][1]-pr[part][0]+1)*group*D*T)
 			dqt := w.dqt[part]
 			clear(dqt)
 			for u := part * units / parts; u < (part+1)*units/parts; u++ {
@@ -327,7 +335,7 @@ func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, delta []float32, sh 
 				kb1, kb2 := pairRows(pw, nkb)
 				for _, kb := range [2]int{kb1, kb2} {
 					bw := attnBwdBlock{sh: sh, w: w, b: b, kh: kh, kb: kb, group: group, nqb: nqb,
-						st: x.st, dpt: x.dpt, dkv: x.dkv, sub: x.sub, dsp: &x.dsp, dqt: dqt}
+						st: x.st, dpt: x.dpt, dkv: x.dkv, sub: x.sub, dsp: &x.dsp, dqt: dqt, hq0: pr[part][0] * group}
 					bw.run(dk, dv, k, v, lse, delta)
 					if kb1 == kb2 {
 						break
@@ -336,17 +344,27 @@ func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, delta []float32, sh 
 			}
 		}
 	})
-	// dq = scale · Σ_workers dQᵀ, transposed back to [B·T, Hq·D].
-	kernels.Parallel(B*Hq, 1, func(lo, hi int) {
+	// dq = scale · Σ_workers dQᵀ (in worker order, over the workers that cover the
+	// head), transposed back to [B·T, Hq·D]; split over heads and blocks of rows.
+	const rowBlock = 64
+	nrb := (T + rowBlock - 1) / rowBlock
+	kernels.Parallel(B*Hq*nrb, 1, func(lo, hi int) {
+		var cover []int
 		for u := lo; u < hi; u++ {
-			b, h := u/Hq, u%Hq
-			base := u * D * T
-			for i := range T {
+			bh, rb := u/nrb, u%nrb
+			b, h, pair := bh/Hq, bh%Hq, bh/group
+			cover = cover[:0]
+			for p := range parts {
+				if pr[p][0] <= pair && pair <= pr[p][1] {
+					cover = append(cover, p)
+				}
+			}
+			for i := rb * rowBlock; i < min(T, (rb+1)*rowBlock); i++ {
 				row := dq[(b*T+i)*qs+h*D : (b*T+i)*qs+(h+1)*D]
 				for d := range row {
 					var s float32
-					for p := range parts {
-						s += w.dqt[p][base+d*T+i]
+					for _, p := range cover {
+						s += w.dqt[p][(bh-pr[p][0]*group)*D*T+d*T+i]
 					}
 					row[d] = scale * s
 				}
@@ -363,7 +381,8 @@ type attnBwdBlock struct {
 	nqb               int
 	st, dpt, dkv, sub []float32
 	dsp               *kernels.Packed
-	dqt               []float32
+	dqt               []float32 // this worker's dQᵀ rows, from query head hq0 (b·Hq+h numbering)
+	hq0               int
 }
 
 func (x *attnBwdBlock) run(dk, dv, k, v, lse, delta []float32) {
@@ -424,7 +443,7 @@ func (x *attnBwdBlock) run(dk, dv, k, v, lse, delta []float32) {
 				kernels.MulPacked(dkb, D, x.dpt, bwdQ, nk, &w.d[u], true)
 				// dQᵀ[:, i0:i0+nq] += Kᵀ·dSᵀ (scaled at the end).
 				x.dsp.Pack(x.dpt, bwdQ, nk, nq)
-				kernels.MulPacked(x.dqt[(b*Hq+h)*D*T+i0:], T, kt, T, D, x.dsp, true)
+				kernels.MulPacked(x.dqt[(b*Hq+h-x.hq0)*D*T+i0:], T, kt, T, D, x.dsp, true)
 			}
 		}
 	}

@@ -211,7 +211,7 @@ func TestAttentionBlockedVsRows(t *testing.T) {
 		wdq, wdk, wdv := make([]float32, nq), make([]float32, nk), make([]float32, nk)
 		attentionBackwardRows(wdq, wdk, wdv, dout, wantOut, wantLse, q, k, v, make([]float32, nl), &sh)
 		for _, impl := range kernels.Impls() {
-			for _, th := range []int{1, 3} {
+			for _, th := range []int{1, 3, 16} { // 16: more workers than (sequence, kv head) pairs
 				t.Run(fmt.Sprintf("%s/%s/threads=%d", c.name, impl, th), func(t *testing.T) {
 					_ = kernels.SetImpl(impl)
 					kernels.SetThreads(th)
