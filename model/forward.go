@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/bidora/bidora/dataset"
+	"github.com/bidora/bidora/kernels"
 	"github.com/bidora/bidora/nn"
 )
 
@@ -316,10 +317,17 @@ func (m *Model) layerBackward(l int, x []float32, a *layerActs, ws *workspace, n
 	nn.RMSNormBackward(ws.dres, ws.dxn, x, ly.InputNorm, a.rstd1, n, D, true)
 }
 
+// addInPlace adds x to y element-wise (the residual connections), split over the
+// kernel threads: a serial pass over [tokens, hidden] per layer would otherwise grow
+// with the model and the sequence while everything around it scales with cores.
 func addInPlace(y, x []float32) {
-	for i := range y {
-		y[i] += x[i]
-	}
+	x = x[:len(y)]
+	kernels.Parallel(len(y), 1<<15, func(lo, hi int) {
+		yy, xx := y[lo:hi], x[lo:hi]
+		for i := range yy {
+			yy[i] += xx[i]
+		}
+	})
 }
 
 // forward runs embedding and all blocks, leaving the final-normed hidden states in

@@ -10,7 +10,35 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
+
+	"github.com/bidora/bidora/kernels"
 )
+
+// stepGrain is the fewest values one worker of an optimiser step updates.
+const stepGrain = 1 << 14
+
+// parallelValues runs fn(i, lo, hi) over every value of every parameter, each value
+// once, for ranges [lo, hi) of parameter i, spread over the kernel threads by value
+// count (an optimiser step is element-wise, so the split does not change the result).
+func parallelValues(params []Param, fn func(i, lo, hi int)) {
+	ends := make([]int, len(params)) // cumulative value counts
+	total := 0
+	for i, p := range params {
+		total += len(p.Data)
+		ends[i] = total
+	}
+	kernels.Parallel(total, stepGrain, func(lo, hi int) {
+		for i := sort.SearchInts(ends, lo+1); lo < hi; i++ {
+			start := ends[i] - len(params[i].Data)
+			e := min(hi, ends[i])
+			if e > lo {
+				fn(i, lo-start, e-start)
+			}
+			lo = e
+		}
+	})
+}
 
 // Param is one trainable tensor: its values and their gradient (same length). Data
 // may be changed freely between forward passes (an optimiser step): models read the
@@ -69,19 +97,21 @@ func (o *AdamW) Step(params []Param, lr float64) {
 	stepSize := float32(lr / bc1)
 	sqrtBC2 := float32(math.Sqrt(bc2))
 	eps := float32(o.Eps)
-	for i, p := range params {
+	parallelValues(params, func(i, lo, hi int) {
+		p := params[i]
 		decay := float32(1)
 		if !p.NoDecay {
 			decay = float32(1 - lr*o.WeightDecay)
 		}
-		m, v := o.m[i], o.v[i]
-		for j, g := range p.Grad {
+		m, v := o.m[i][lo:hi], o.v[i][lo:hi]
+		data := p.Data[lo:hi]
+		for j, g := range p.Grad[lo:hi] {
 			m[j] = b1*m[j] + (1-b1)*g
 			v[j] = b2*v[j] + (1-b2)*g*g
 			denom := float32(math.Sqrt(float64(v[j])))/sqrtBC2 + eps
-			p.Data[j] = p.Data[j]*decay - stepSize*m[j]/denom
+			data[j] = data[j]*decay - stepSize*m[j]/denom
 		}
-	}
+	})
 }
 
 func (o *AdamW) Steps() int { return o.t }
