@@ -18,6 +18,8 @@ type quickstartOptions struct {
 	Model  string
 	Epochs int
 	Method string
+	// TrainDir trains on a source tree's Go files instead of the example rows.
+	TrainDir string
 }
 
 // quickstartMarker marks a directory quickstart made, so a second run may reuse it.
@@ -34,10 +36,15 @@ parameters) and a few dozen rows of OpenSCAD, Blender Python and Rust examples i
 trains a LoRA adapter on them, and prints where the adapter is and the validation loss
 before and after. The model knows nothing: the falling loss shows the adapter learning the
 examples, not a useful model. Pass --model with a real model directory (for instance
-../shared/models/code14m) to fine-tune that instead.`,
+../shared/models/code14m) to fine-tune that instead.
+
+--train-dir DIR trains on the Go files of a source tree instead (as git sees it, tests
+left out; for instance a checkout of bidora itself), for 30 steps on 256-token
+documents, holding out 10% of the files to measure.`,
 		Example: `  bidora quickstart
   bidora quickstart --dir /tmp/qs --method dora
-  bidora quickstart --model ../shared/models/code14m --epochs 2`,
+  bidora quickstart --model ../shared/models/code14m --epochs 2
+  bidora quickstart --train-dir .   # in a bidora checkout: learn its own Go files`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runQuickstart(cmd.Context(), stdio, opts)
@@ -47,6 +54,7 @@ examples, not a useful model. Pass --model with a real model directory (for inst
 	cmd.Flags().StringVar(&opts.Model, "model", "", "a model directory to fine-tune instead of the tiny built-in one")
 	cmd.Flags().IntVar(&opts.Epochs, "epochs", 8, "training epochs")
 	cmd.Flags().StringVar(&opts.Method, "method", "lora", "lora or dora")
+	cmd.Flags().StringVar(&opts.TrainDir, "train-dir", "", "train on the Go files of this source tree (e.g. a bidora checkout) instead of the example rows")
 	return cmd
 }
 
@@ -83,18 +91,26 @@ func runQuickstart(ctx context.Context, stdio *IO, opts *quickstartOptions) erro
 	} else {
 		lr, rank = 1e-3, 8
 	}
-	trainFile, valFile, err := examples.Write(filepath.Join(opts.Dir, "data"))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdio.Err, "quickstart: wrote example data to %s and %s\n", trainFile, valFile)
 	cfg := config.Default()
-	cfg.Model, cfg.TrainFile, cfg.ValFile = modelDir, trainFile, valFile
+	cfg.Model = modelDir
+	if opts.TrainDir != "" {
+		cfg.TrainDir, cfg.Lang, cfg.Exclude, cfg.ValSplit = []string{opts.TrainDir}, []string{"go"}, []string{"*_test.go"}, 0.1
+	} else {
+		trainFile, valFile, err := examples.Write(filepath.Join(opts.Dir, "data"))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdio.Err, "quickstart: wrote example data to %s and %s\n", trainFile, valFile)
+		cfg.TrainFile, cfg.ValFile = trainFile, valFile
+	}
 	cfg.Output, cfg.Overwrite = filepath.Join(opts.Dir, "adapter"), true
 	cfg.Method, cfg.Rank, cfg.Alpha, cfg.Targets = opts.Method, rank, float64(2*rank), []string{"all-linear"}
 	cfg.Epochs, cfg.BatchSize, cfg.GradAccum, cfg.LR = opts.Epochs, 4, 1, lr
 	cfg.WarmupSteps, cfg.EvalSteps, cfg.SaveSteps, cfg.MaxSeqLen = 4, 0, 0, 512
 	cfg.Quantization, cfg.Dropout = "none", 0
+	if opts.TrainDir != "" {
+		cfg.MaxSteps, cfg.MaxSeqLen, cfg.EvalSteps = 30, 256, 15
+	}
 	if err := cfg.Resolve(config.Origins{}); err != nil {
 		return err
 	}

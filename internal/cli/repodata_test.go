@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -257,5 +258,27 @@ func TestEvalDataDir(t *testing.T) {
 		if code, _, errOut := run(t, append([]string{"eval", "--model", model}, args...)...); code != 2 {
 			t.Errorf("%q: exit %d (%s), want 2", args, code, errOut)
 		}
+	}
+}
+
+// quickstart --train-dir trains the tiny model on a tree's Go files (tests left out).
+func TestQuickstartTrainDir(t *testing.T) {
+	fakeHardware(t, 22)
+	src := t.TempDir()
+	for i := 0; i < 5; i++ {
+		text := "package demo\n\n// F" + strconv.Itoa(i) + " adds.\nfunc F" + strconv.Itoa(i) + "(a, b int) int { return a + b + " + strconv.Itoa(i) + " }\n"
+		if err := os.WriteFile(filepath.Join(src, "f"+strconv.Itoa(i)+".go"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(src, "f_test.go"), []byte("package demo\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "quickstart", "--dir", filepath.Join(t.TempDir(), "qs"), "--train-dir", src)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "5 files taken, 1 skipped: excluded 1") || !strings.Contains(out, "validation loss:") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", out, errOut)
 	}
 }
