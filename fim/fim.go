@@ -288,6 +288,30 @@ func (b *Builder) Prompt(header, prefix, suffix string, mode Mode) ([]int, error
 	return ids, nil
 }
 
+// Decoder turns ids back into text (tokenizer.Tokenizer is one).
+type Decoder interface {
+	Decode(ids []int, skipSpecial bool) string
+}
+
+// MiddleContext are ids to decode just before a generated middle, so that it decodes
+// as the text it stands for: CodeLlama's decoder drops the first leading space of a
+// text, so its middle is decoded after the encoding of "\n", whose text is then cut
+// off (DecodeMiddle does this). Nil for the other families.
+func (b *Builder) MiddleContext() []int { return slices.Clone(b.nl) }
+
+// DecodeMiddle decodes the ids of a generated middle (special tokens skipped).
+func (b *Builder) DecodeMiddle(dec Decoder, ids []int) string {
+	if b.nl == nil {
+		return dec.Decode(ids, true)
+	}
+	base := dec.Decode(b.nl, true)
+	all := dec.Decode(append(slices.Clip(b.nl), ids...), true)
+	if strings.HasPrefix(all, base) {
+		return all[len(base):]
+	}
+	return dec.Decode(ids, true)
+}
+
 // Stops are the ids at which an infilling ends: the end-of-middle token.
 func (b *Builder) Stops() []int { return []int{b.v.End} }
 

@@ -342,3 +342,36 @@ func TestEditSimilarity(t *testing.T) {
 		}
 	}
 }
+
+// A generated middle decodes to the text it was encoded from, leading spaces kept (the
+// CodeLlama decoder strips one from the start of a text; MiddleContext works around it).
+func TestDecodeMiddle(t *testing.T) {
+	for _, c := range familyCases {
+		t.Run(c.name, func(t *testing.T) {
+			tok := loadTok(t, c.path)
+			v, err := Detect(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := NewBuilder(tok, v, nil)
+			for _, mid := range []string{"    return x", " x", "x\n", ""} {
+				ex, err := b.Example(Parts{Prefix: "a", Middle: mid, Suffix: "b"}, PSM, LossMiddle)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := len(b.encodeInner(mid))
+				ids := ex.InputIDs[len(ex.InputIDs)-1-n : len(ex.InputIDs)-1]
+				var gen []int
+				for _, id := range ids {
+					gen = append(gen, int(id))
+				}
+				if got := b.DecodeMiddle(tok, gen); got != mid {
+					t.Fatalf("DecodeMiddle = %q, want %q", got, mid)
+				}
+			}
+			if (b.MiddleContext() != nil) != (c.name == "codellama") {
+				t.Fatalf("MiddleContext %v", b.MiddleContext())
+			}
+		})
+	}
+}

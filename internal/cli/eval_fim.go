@@ -169,7 +169,7 @@ func runEvalFIM(ctx context.Context, m *model.Model, dir string, mc *modelcfg.Co
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			got := strings.TrimRight(pipe.tok.Decode(gen.Tokens, false), " \t\r\n")
+			got := strings.TrimRight(b.DecodeMiddle(pipe.tok, gen.Tokens), " \t\r\n")
 			want := strings.TrimRight(t.middle, " \t\r\n")
 			if got == want {
 				exact++

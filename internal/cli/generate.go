@@ -198,9 +198,9 @@ func runGenerate(ctx context.Context, stdio *IO, opts *generateOptions) error {
 	if err != nil {
 		return err
 	}
-	var infill, infillStops []int
+	var infill, infillStops, infillContext []int
 	if opts.infill.on() {
-		if infill, infillStops, err = infillPrompt(dir, opts); err != nil {
+		if infill, infillStops, infillContext, err = infillPrompt(dir, opts); err != nil {
 			return err
 		}
 	}
@@ -211,7 +211,7 @@ func runGenerate(ctx context.Context, stdio *IO, opts *generateOptions) error {
 	defer g.m.Close()
 	if infill != nil {
 		g.eos, g.exact = append(g.eos, infillStops...), true
-		_, err := g.reply(ctx, infill, nil)
+		_, err := g.reply(ctx, infill, infillContext)
 		return err
 	}
 	if !opts.Chat {

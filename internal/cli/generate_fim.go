@@ -92,25 +92,26 @@ func (o *infillOptions) flag() string {
 
 // infillPrompt reads the two sides and builds the model's FIM prompt with the
 // tokenizer in dir, before any weights load: a tokenizer without FIM tokens is a
-// usage error naming the flag. It returns the prompt ids and the extra stop ids.
-func infillPrompt(dir string, opts *generateOptions) (ids, stops []int, err error) {
+// usage error naming the flag. It returns the prompt ids, the extra stop ids and the
+// ids to decode the middle after (fim.Builder.MiddleContext).
+func infillPrompt(dir string, opts *generateOptions) (ids, stops, context []int, err error) {
 	o := &opts.infill
 	prefix, suffix, err := infillText(o, opts.Prompt)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	tok, err := tokenizer.Load(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	v, err := fim.Detect(tok)
 	if err != nil {
-		return nil, nil, usageErrorf("%s needs a model whose tokenizer has fill-in-the-middle tokens: %v", o.flag(), err)
+		return nil, nil, nil, usageErrorf("%s needs a model whose tokenizer has fill-in-the-middle tokens: %v", o.flag(), err)
 	}
 	sp, _ := tok.ResolveSpecial(tokenizer.SpecialConfig{}) // BOS only; EOS is generate's concern
 	b := fim.NewBuilder(tok, v, sp.BOS)
 	if ids, err = b.Prompt("", prefix, suffix, fim.Mode(o.Mode)); err != nil {
-		return nil, nil, usageErrorf("--fim-mode: %v", err)
+		return nil, nil, nil, usageErrorf("--fim-mode: %v", err)
 	}
-	return ids, b.Stops(), nil
+	return ids, b.Stops(), b.MiddleContext(), nil
 }
