@@ -47,6 +47,8 @@ type repoData struct {
 	skipped    []repo.Skip
 	valFrom    string
 	count      func(string) int
+	// fim counts the examples encoding made fill-in-the-middle.
+	fim int
 }
 
 func repoOptionsOf(cfg *config.Train) repoDataOptions {
@@ -172,6 +174,7 @@ func (r *trainRun) loadRepoData(ctx context.Context, stdio *IO) error {
 		return wrapDataErr(err)
 	}
 	rep.print(stdio.Err, "--train-dir "+strings.Join(cfg.TrainDir, ", "))
+	d.fim = rep.FIM
 	if len(r.trainEx) == 0 {
 		return usageErrorf("--train-dir %s: no usable training rows", strings.Join(cfg.TrainDir, ", "))
 	}
@@ -181,6 +184,7 @@ func (r *trainRun) loadRepoData(ctx context.Context, stdio *IO) error {
 			return wrapDataErr(err)
 		}
 		vrep.print(stdio.Err, "validation files")
+		d.fim += vrep.FIM
 		r.valFrom = d.valFrom
 	}
 	fmt.Fprintf(stdio.Err, "data: %d training and %d validation examples\n", len(r.trainEx), len(r.valEx))
@@ -210,7 +214,7 @@ type dryRunReport struct {
 	Details      []dryRunFile   `json:"file_details"`
 	Examples     map[string]int `json:"examples"`
 	Tokens       map[string]int `json:"tokens"`
-	FIMExamples  int            `json:"fim_examples"`
+	FIMExamples  int            `json:"fim_examples,omitempty"`
 	MaxSeqLen    int            `json:"max_seq_len"`
 	SampleSource string         `json:"sample_source,omitempty"`
 	Sample       string         `json:"sample,omitempty"`
@@ -304,11 +308,6 @@ func (r *trainRun) dryRunReport() *dryRunReport {
 	out := &dryRunReport{Files: []string{}, TrainFiles: []string{}, ValFiles: []string{}, Skipped: []repo.Skip{},
 		Counts: map[string]int{}, Examples: map[string]int{"train": len(r.trainEx), "val": len(r.valEx)},
 		Tokens: map[string]int{"train": exampleTokens(r.trainEx), "val": exampleTokens(r.valEx)}, MaxSeqLen: r.cfg.MaxSeqLen}
-	for _, ex := range append(slices.Clip(r.trainEx), r.valEx...) {
-		if isFIMExample(r.pipe, ex) {
-			out.FIMExamples++
-		}
-	}
 	if len(r.trainEx) > 0 {
 		ids := make([]int, len(r.trainEx[0].InputIDs))
 		for i, id := range r.trainEx[0].InputIDs {
@@ -328,7 +327,7 @@ func (r *trainRun) dryRunReport() *dryRunReport {
 		out.ValFrom = r.valFrom
 		return out
 	}
-	out.Header, out.ValFrom = d.format.String(), d.valFrom
+	out.Header, out.ValFrom, out.FIMExamples = d.format.String(), d.valFrom, d.fim
 	if len(d.trainRows) > 0 {
 		out.SampleSource = d.trainRows[0].Source
 	}
@@ -366,20 +365,6 @@ func exampleTokens(exs []dataset.Example) int {
 		n += len(ex.InputIDs)
 	}
 	return n
-}
-
-// isFIMExample reports an example that starts (after any BOS) with one of the
-// pipeline's fill-in-the-middle sentinels.
-func isFIMExample(p *textPipeline, ex dataset.Example) bool {
-	if p.fim == nil || len(ex.InputIDs) == 0 {
-		return false
-	}
-	for _, id := range ex.InputIDs[:min(2, len(ex.InputIDs))] {
-		if tok, ok := p.tok.IDToToken(int(id)); ok && strings.Contains(strings.ToLower(tok), "fim") || ok && (tok == "▁<PRE>" || tok == "▁<SUF>") {
-			return true
-		}
-	}
-	return false
 }
 
 // evalRepoOptions are eval's source-tree flags.

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/bidora/bidora/internal/tinymodel"
 )
 
 // writeCrate writes a small source tree: Rust files a walker takes, and one file for
@@ -280,5 +282,50 @@ func TestQuickstartTrainDir(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "5 files taken, 1 skipped: excluded 1") || !strings.Contains(out, "validation loss:") {
 		t.Errorf("stdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+}
+
+// A tokenizer with Qwen2.5-Coder's repository tokens gets its format; the dry run
+// shows the document as the model sees it, and the fill-in-the-middle examples.
+func TestTrainDirQwenRepoFormat(t *testing.T) {
+	fakeHardware(t, 22)
+	model := filepath.Join(t.TempDir(), "model")
+	if err := tinymodel.Write(model, tinymodel.Options{Arch: "qwen2", HiddenSize: 32, IntermediateSize: 48, NumLayers: 2,
+		NumHeads: 4, NumKVHeads: 2, Tied: true, Seed: 5, TokenizerDir: sharedTokenizer(t, "qwen3")}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "my-crate")
+	if err := os.MkdirAll(filepath.Join(dir, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "src", "lib.rs"), []byte("fn a() {\n    1\n}\n\nfn b() {\n    2\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Header      string         `json:"header_format"`
+		Sample      string         `json:"sample"`
+		FIMExamples int            `json:"fim_examples"`
+		Examples    map[string]int `json:"examples"`
+	}
+	for _, fim := range []string{"0", "1"} {
+		code, out, errOut := run(t, "train", "--model", model, "--train-dir", dir, "--val-split", "0", "--fim-rate", fim, "--dry-run", "--json")
+		if code != 0 {
+			t.Fatalf("--fim-rate %s: exit %d: %s", fim, code, errOut)
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		head := "<|repo_name|>my-crate\n<|file_sep|>src/lib.rs\n"
+		if !strings.Contains(rep.Header, "qwen2.5-coder") || !strings.HasPrefix(rep.Sample, head) {
+			t.Errorf("--fim-rate %s: header %q, sample %q", fim, rep.Header, rep.Sample)
+		}
+		body := strings.TrimPrefix(rep.Sample, head)
+		if fim == "0" && (rep.FIMExamples != 0 || !strings.HasPrefix(body, "fn a() {\n")) {
+			t.Errorf("plain document: %d FIM, body %q", rep.FIMExamples, body)
+		}
+		// FIM cuts only the text: the header stays in front.
+		if fim == "1" && (rep.FIMExamples != rep.Examples["train"] || !strings.HasPrefix(body, "<|fim_prefix|>")) {
+			t.Errorf("FIM: %d of %d examples, body %q", rep.FIMExamples, rep.Examples["train"], body)
+		}
 	}
 }
