@@ -33,6 +33,7 @@ type benchOptions struct {
 	Threads      int
 	NoCheckpoint bool
 	F32Weights   bool
+	Compute      string
 	JSON         bool
 }
 
@@ -72,6 +73,7 @@ bf16; auto picks what this machine's memory calls for, as train does.`,
 	f.IntVar(&opts.Threads, "threads", 0, "worker threads (0 = all cores)")
 	f.BoolVar(&opts.NoCheckpoint, "no-grad-checkpointing", false, "keep all activations instead of recomputing them")
 	f.BoolVar(&opts.F32Weights, "f32-weights", false, "hold the frozen weights in f32 instead of bf16")
+	f.StringVar(&opts.Compute, "compute", "auto", computeUsage)
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON")
 	return cmd
 }
@@ -101,6 +103,8 @@ type benchResult struct {
 	Quantization string  `json:"quantization"`
 	WeightsMB    float64 `json:"weights_mb"`
 	LoadSeconds  float64 `json:"load_seconds"`
+	// Compute is the precision of the frozen products (bf16 or f32, --compute resolved).
+	Compute string `json:"compute"`
 }
 
 func runBench(ctx context.Context, stdio *IO, opts *benchOptions) error {
@@ -134,6 +138,10 @@ func runBench(ctx context.Context, stdio *IO, opts *benchOptions) error {
 	if err != nil {
 		return err
 	}
+	compute, err := parseComputeFlag(opts.Compute)
+	if err != nil {
+		return err
+	}
 	if opts.Threads > 0 {
 		kernels.SetThreads(opts.Threads)
 	}
@@ -141,7 +149,7 @@ func runBench(ctx context.Context, stdio *IO, opts *benchOptions) error {
 		Targets: strings.Split(opts.Targets, ","), BatchSize: opts.BatchSize, SeqLen: opts.SeqLen,
 		GradCheckpointing: !opts.NoCheckpoint}, ".")
 	t0 := time.Now()
-	m, err := model.New(&cfg, model.Options{NoCheckpointing: opts.NoCheckpoint, F32Weights: opts.F32Weights, Seed: 1, Quant: kind})
+	m, err := model.New(&cfg, model.Options{NoCheckpointing: opts.NoCheckpoint, F32Weights: opts.F32Weights, Seed: 1, Quant: kind, Compute: compute})
 	if err != nil {
 		return err
 	}
@@ -173,7 +181,7 @@ func runBench(ctx context.Context, stdio *IO, opts *benchOptions) error {
 	res := benchResult{Preset: opts.Preset, Arch: cfg.ModelType, SeqLen: T, BatchSize: B, Method: opts.Method,
 		Rank: opts.Rank, Targets: opts.Targets, Threads: kernels.Threads(), Checkpoint: !opts.NoCheckpoint,
 		Params: cfg.NumParams(), Trainable: trainable, StepGFLOP: m.FLOPs(B, T, true) / 1e9,
-		Quantization: string(m.Quantization()), WeightsMB: float64(m.WeightBytes()) / (1 << 20), LoadSeconds: loadSeconds}
+		Quantization: string(m.Quantization()), WeightsMB: float64(m.WeightBytes()) / (1 << 20), LoadSeconds: loadSeconds, Compute: string(m.Compute())}
 	for i := 0; i < opts.Steps; i++ {
 		t0 := time.Now()
 		loss, err := step()
@@ -193,9 +201,9 @@ func runBench(ctx context.Context, stdio *IO, opts *benchOptions) error {
 	if opts.JSON {
 		return json.NewEncoder(stdio.Out).Encode(res)
 	}
-	fmt.Fprintf(stdio.Out, "%s (%s, %.2fB params, %s weights %.0f MB) %s r=%d on %s, batch %d×%d, %d threads, checkpointing %v\n",
+	fmt.Fprintf(stdio.Out, "%s (%s, %.2fB params, %s weights %.0f MB) %s r=%d on %s, batch %d×%d, %d threads, checkpointing %v, compute %s\n",
 		res.Preset, res.Arch, float64(res.Params)/1e9, weightsName(res.Quantization, opts.F32Weights), res.WeightsMB,
-		res.Method, res.Rank, res.Targets, B, T, res.Threads, res.Checkpoint)
+		res.Method, res.Rank, res.Targets, B, T, res.Threads, res.Checkpoint, res.Compute)
 	fmt.Fprintf(stdio.Out, "tokens/s %.1f  step %.3fs (median of %d)  %.1f GFLOP/s  peak RSS %.0f MB\n",
 		res.TokensPerS, med, len(res.StepSeconds), res.GFLOPS, res.PeakRSSMB)
 	fmt.Fprintln(stdio.Out, kernels.PeakFLOPsPerCycle().Describe(res.GFLOPS, res.Threads))

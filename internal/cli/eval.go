@@ -29,6 +29,7 @@ type evalOptions struct {
 	BatchSize     int
 	Quantization  string
 	BaseDType     string
+	Compute       string
 	Threads       int
 	JSON          bool
 	MaxLineBytes  int
@@ -84,6 +85,7 @@ ignored) are printed under the loss ("fim" in --json).`,
 	f.IntVar(&opts.BatchSize, "batch-size", 4, "rows per forward pass")
 	f.StringVar(&opts.Quantization, "quantization", "auto", quantUsage)
 	f.StringVar(&opts.BaseDType, "base-dtype", "auto", baseDTypeUsage)
+	f.StringVar(&opts.Compute, "compute", "auto", computeUsage)
 	f.IntVar(&opts.Threads, "threads", 0, "worker threads (0 = all cores)")
 	f.BoolVar(&opts.JSON, "json", false, `print {"loss":…, "perplexity":…, "tokens":…}`)
 	f.IntVar(&opts.MaxLineBytes, "max-line-bytes", dataset.DefaultMaxLineBytes, "longest data row in bytes (a JSONL line, JSON array element, CSV record or text file)")
@@ -126,6 +128,10 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 	if err != nil {
 		return err
 	}
+	compute, err := parseComputeFlag(opts.Compute)
+	if err != nil {
+		return err
+	}
 	baseDType, err := parseBaseDTypeFlag(opts.BaseDType)
 	if err != nil {
 		return err
@@ -162,7 +168,7 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 	base, _ := resolveBaseDType(baseDType, dir, mc)
 	kind := resolveAutoQuant(ctx, stdio.Err, q, mc, memplan.Settings{BatchSize: opts.BatchSize, SeqLen: opts.MaxSeqLen,
 		GradCheckpointing: true, BaseDType: string(base)}, ".")
-	m, err := loadQuantModel(stdio.Err, dir, kind, model.Options{BaseDType: base})
+	m, err := loadQuantModel(stdio.Err, dir, kind, model.Options{BaseDType: base, Compute: compute})
 	if err != nil {
 		return err
 	}

@@ -135,7 +135,7 @@ func resolveTrain(ctx context.Context, stdio *IO, fs *pflag.FlagSet, opts *train
 		cfg.BaseDType = plan.BaseDType
 	}
 	cfg.BatchSize, cfg.GradAccum, cfg.MaxSeqLen = plan.BatchSize, plan.GradAccum, plan.SeqLen
-	about = append(about, "hardware: "+hardwareSummary(info))
+	about = append(about, computeAbout(cfg.Compute), "hardware: "+hardwareSummary(info))
 	return &plan, about, nil
 }
 

@@ -308,7 +308,7 @@ func (r *trainRun) loadModel(ctx context.Context, stdio *IO) error {
 		GradCheckpointing: cfg.GradCheckpointing, Dropout: cfg.Dropout, BaseDType: string(base)}
 	kind := resolveAutoQuant(ctx, stdio.Err, q, r.mc, s, cfg.Output)
 	s.Quant = memplan.Quant(kind)
-	m, err := loadQuantModel(stdio.Err, r.dir, kind, model.Options{NoCheckpointing: !cfg.GradCheckpointing, Seed: uint64(cfg.Seed), Name: cfg.Model, BaseDType: base,
+	m, err := loadQuantModel(stdio.Err, r.dir, kind, model.Options{NoCheckpointing: !cfg.GradCheckpointing, Seed: uint64(cfg.Seed), Name: cfg.Model, BaseDType: base, Compute: model.Compute(cfg.Compute),
 		KeptActivationsBudget: plannedKeptBudget(ctx, r.mc, s, cfg.Output)})
 	if err != nil {
 		return fmt.Errorf("loading model %s: %w", cfg.Model, err)
@@ -363,7 +363,7 @@ func (r *trainRun) modelCard(res *train.Result) string {
 		{"dropout", cfg.Dropout}, {"targets", strings.Join(cfg.TargetModules(), ", ")}, {"epochs", cfg.Epochs},
 		{maxStepsLabel(cfg), cfg.MaxSteps}, {"batch size", cfg.BatchSize}, {"grad accum", cfg.GradAccum}, {"learning rate", cfg.LR},
 		{"schedule", cfg.LRScheduler}, {"warmup steps", cfg.WarmupSteps}, {"weight decay", cfg.WeightDecay},
-		{"max grad norm", cfg.MaxGradNorm}, {"optimizer", cfg.Optimizer}, {"seed", cfg.Seed}} {
+		{"max grad norm", cfg.MaxGradNorm}, {"optimizer", cfg.Optimizer}, {"seed", cfg.Seed}, {"compute", r.model.Compute()}} {
 		fmt.Fprintf(&b, "| %v | %v |\n", kv[0], kv[1])
 	}
 	if len(res.Changed) > 0 {
