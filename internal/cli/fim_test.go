@@ -178,6 +178,10 @@ func TestFIMEndToEndQwen(t *testing.T) {
 	if code != ExitOK || !strings.Contains(stderr, "2 rows, 2 as fill-in-the-middle (qwen2.5-coder tokens, spm, loss on all)") {
 		t.Fatalf("train: exit %d; want the report to count 2 FIM examples\n%s\n%s", code, stdout, stderr)
 	}
+	card, err := os.ReadFile(filepath.Join(out, "README.md"))
+	if err != nil || !strings.Contains(string(card), "- fill-in-the-middle: 1 of the text documents (qwen2.5-coder tokens, spm, loss on all)") {
+		t.Fatalf("the model card does not show the FIM settings (%v):\n%s", err, card)
+	}
 	pre, suf := writeData(t, "pre.txt", "def add(a, b):\n"), writeData(t, "suf.txt", "\n")
 	code, stdout, stderr = run(t, "generate", "--model", dir, "--adapter", out, "--prefix-file", pre, "--suffix-file", suf,
 		"--fim-mode", "spm", "--max-new-tokens", "5", "--json")

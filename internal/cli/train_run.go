@@ -357,7 +357,11 @@ func (r *trainRun) modelCard(res *train.Result) string {
 	if len(r.valEx) > 0 {
 		fmt.Fprintf(&b, "- validation: %s (%d examples)\n", r.valFrom, len(r.valEx))
 	}
-	fmt.Fprintf(&b, "- template: %s, max sequence length %d, train on prompt: %v, packing: %v\n\n", r.pipe.enc.Template(), cfg.MaxSeqLen, cfg.TrainOnPrompt, cfg.Packing)
+	fmt.Fprintf(&b, "- template: %s, max sequence length %d, train on prompt: %v, packing: %v\n", r.pipe.enc.Template(), cfg.MaxSeqLen, cfg.TrainOnPrompt, cfg.Packing)
+	if r.pipe.fim != nil {
+		fmt.Fprintf(&b, "- fill-in-the-middle: %g of the text documents (%s)\n", cfg.FIMRate, r.pipe.fim.describe())
+	}
+	fmt.Fprintln(&b)
 	fmt.Fprintf(&b, "## Hyper-parameters\n\n| setting | value |\n|---|---|\n")
 	for _, kv := range [][2]any{{"method", cfg.Method}, {"rank", cfg.Rank}, {"alpha", cfg.Alpha}, {"rsLoRA", cfg.RSLoRA},
 		{"dropout", cfg.Dropout}, {"targets", strings.Join(cfg.TargetModules(), ", ")}, {"epochs", cfg.Epochs},
