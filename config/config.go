@@ -173,7 +173,7 @@ func (t *Train) fields() []Field {
 		{"max-seq-len", "Data", "longest tokenised example; longer ones are truncated", nil, &t.MaxSeqLen, 2048},
 		{"max-samples", "Data", "use at most this many training examples (0 = all)", nil, &t.MaxSamples, 0},
 		{"max-line-bytes", "Data", "longest data row in bytes: a JSONL line, JSON array element, CSV record or text file (0 = 64 MiB)", nil, &t.MaxLineBytes, 0},
-		{"val-split", "Data", "fraction of the training data held out for validation, in [0,1) (0 = none)", nil, &t.ValSplit, 0.1},
+		{"val-split", "Data", "fraction of the training data held out for validation, in [0,1) (0 = none); with --train-dir a fraction of the files, whole files", nil, &t.ValSplit, 0.1},
 		{"template", "Data", "prompt format", Templates, &t.Template, "auto"},
 		{"train-on-prompt", "Data", "also train on prompt tokens (default: completion only)", nil, &t.TrainOnPrompt, false},
 		{"packing", "Data", "pack several examples into each sequence", nil, &t.Packing, false},

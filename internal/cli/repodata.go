@@ -150,9 +150,9 @@ func skipSummary(skipped []repo.Skip) string {
 }
 
 // printRepoReport writes what was taken and skipped, by reason, to w.
-func (d *repoData) printReport(w io.Writer, trees []string) {
+func (d *repoData) printReport(w io.Writer, trees []string, what string) {
 	fmt.Fprintf(w, "data: %s: %d files taken, %s\n", strings.Join(trees, ", "), len(d.train)+len(d.val), skipSummary(d.skipped))
-	fmt.Fprintf(w, "data: documents with a %s header; %d training files → %d rows", d.format, len(d.train), len(d.trainRows))
+	fmt.Fprintf(w, "data: documents with a %s header; %d %s files → %d rows", d.format, len(d.train), what, len(d.trainRows))
 	if d.valFrom != "" {
 		fmt.Fprintf(w, "; %d validation files → %d rows (%s)", len(d.val), len(d.valRows), d.valFrom)
 	}
@@ -168,7 +168,11 @@ func (r *trainRun) loadRepoData(ctx context.Context, stdio *IO) error {
 		return err
 	}
 	r.repo = d
-	d.printReport(stdio.Err, cfg.TrainDir)
+	d.printReport(stdio.Err, cfg.TrainDir, "training")
+	if cfg.MaxSamples > 0 && len(d.trainRows) > cfg.MaxSamples {
+		fmt.Fprintf(stdio.Err, "data: --max-samples %d: using the first %d of %d training rows\n", cfg.MaxSamples, cfg.MaxSamples, len(d.trainRows))
+		d.trainRows = d.trainRows[:cfg.MaxSamples]
+	}
 	rep := &dataReport{}
 	if r.trainEx, err = r.pipe.encodeRows(ctx, d.trainRows, cfg.Strict, rep); err != nil {
 		return wrapDataErr(err)
@@ -417,7 +421,7 @@ func evalRepoRows(ctx context.Context, stdio *IO, dir string, mc *modelcfg.Confi
 	if err != nil {
 		return nil, err
 	}
-	d.printReport(stdio.Err, o.DataDir)
+	d.printReport(stdio.Err, o.DataDir, "measured")
 	return d.trainRows, nil
 }
 
