@@ -64,15 +64,18 @@ const (
 	TypeFloat64 ValueType = 12
 )
 
-// TensorType is a ggml tensor element type. Only the unquantised float
-// types are written by this package; the reader accepts any of them.
+// TensorType is a ggml tensor element type. The writer encodes the float
+// types and Q8_0, Q5_0, Q4_K and Q6_K; the reader sizes any of them.
 type TensorType uint32
 
 // ggml tensor types this package knows the size of.
 const (
 	F32  TensorType = 0
 	F16  TensorType = 1
+	Q5_0 TensorType = 6
 	Q8_0 TensorType = 8
+	Q4_K TensorType = 12
+	Q6_K TensorType = 14
 	I8   TensorType = 24
 	I16  TensorType = 25
 	I32  TensorType = 26
@@ -89,6 +92,12 @@ func (t TensorType) String() string {
 		return "F16"
 	case Q8_0:
 		return "Q8_0"
+	case Q5_0:
+		return "Q5_0"
+	case Q4_K:
+		return "Q4_K"
+	case Q6_K:
+		return "Q6_K"
 	case I8:
 		return "I8"
 	case I16:
@@ -122,6 +131,19 @@ func (t TensorType) rowBytes(n uint64) (uint64, error) {
 			return 0, fmt.Errorf("Q8_0 row of %d elements is not a multiple of 32", n)
 		}
 		return n / 32 * 34, nil
+	case Q5_0:
+		if n%Q5_0BlockSize != 0 {
+			return 0, fmt.Errorf("Q5_0 row of %d elements is not a multiple of %d", n, Q5_0BlockSize)
+		}
+		return n / Q5_0BlockSize * Q5_0BlockBytes, nil
+	case Q4_K, Q6_K:
+		if n%QK_K != 0 {
+			return 0, fmt.Errorf("%s row of %d elements is not a multiple of %d", t, n, QK_K)
+		}
+		if t == Q4_K {
+			return n / QK_K * Q4_KBlockBytes, nil
+		}
+		return n / QK_K * Q6_KBlockBytes, nil
 	}
 	return 0, fmt.Errorf("unsupported tensor type %s", t)
 }

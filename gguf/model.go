@@ -22,6 +22,10 @@ type ModelOptions struct {
 	// writes them; a Q8_0 matrix whose rows are not a multiple of 32 long is
 	// written as F16.
 	Type TensorType
+	// Mix, when not empty, picks each matrix's type by a llama.cpp recipe
+	// instead of Type: MixQ4_K_M is llama-quantize's Q4_K_M (see
+	// TensorTypeQ4_K_M).
+	Mix Mix
 	// Name is written as general.name when not empty.
 	Name string
 	// Alignment of the tensor data (0: DefaultAlignment).
@@ -48,6 +52,61 @@ type ModelResult struct {
 
 // modelFileTypes are general.file_type values (llama_ftype).
 var modelFileTypes = map[TensorType]uint32{F32: 0, F16: 1, Q8_0: 7, BF16: 32}
+
+// Mix names a llama.cpp quantisation recipe: a type per tensor.
+type Mix string
+
+// MixQ4_K_M is llama.cpp's Q4_K_M (general.file_type 15).
+const MixQ4_K_M Mix = "Q4_K_M"
+
+// fileTypeQ4_K_M is LLAMA_FTYPE_MOSTLY_Q4_K_M.
+const fileTypeQ4_K_M = 15
+
+// useMoreBits is llama.cpp's choice of the layers that Q4_K_M keeps in Q6_K
+// (attn_v and ffn_down): the first and last eighth, and every third layer
+// between them.
+func useMoreBits(layer, layers int) bool {
+	return layer < layers/8 || layer >= 7*layers/8 || (layer-layers/8)%3 == 2
+}
+
+// TensorTypeQ4_K_M is the type llama-quantize's Q4_K_M recipe gives the
+// matrix named name (llama.cpp's name, e.g. "blk.3.attn_v.weight") with
+// rows of cols values in a model of layers blocks, whose embedding is the
+// output matrix when tied: Q6_K for the output matrix, and for attn_v and
+// ffn_down in the layers useMoreBits picks; Q4_K for the rest. Rows whose
+// length is not a multiple of 256 fall back as llama.cpp does: the output
+// matrix to Q8_0, other Q6_K to Q8_0, Q4_K to Q5_0, and any of them to F16
+// when the rows are not a multiple of 32 long either (where llama.cpp
+// itself refuses an output matrix).
+func TensorTypeQ4_K_M(name string, cols, layers int, tied bool) TensorType {
+	t := Q4_K
+	layer := -1
+	if rest, ok := strings.CutPrefix(name, "blk."); ok {
+		ls, _, _ := strings.Cut(rest, ".")
+		layer, _ = strconv.Atoi(ls)
+	}
+	switch {
+	case name == "output.weight" || (tied && name == "token_embd.weight"):
+		t = Q6_K
+		if cols%QK_K != 0 {
+			t = Q8_0
+		}
+	case (strings.Contains(name, ".attn_v.weight") || strings.Contains(name, ".ffn_down.")) && layer >= 0 && useMoreBits(layer, layers):
+		t = Q6_K
+	}
+	if cols%QK_K != 0 {
+		switch t {
+		case Q4_K:
+			t = Q5_0
+		case Q6_K:
+			t = Q8_0
+		}
+	}
+	if cols%32 != 0 {
+		t = F16
+	}
+	return t
+}
 
 // ModelTensorName maps an HF decoder tensor name to llama.cpp's
 // ("model.layers.3.self_attn.q_proj.weight" → "blk.3.attn_q.weight"). skip
@@ -94,6 +153,12 @@ func ModelKVs(cfg *modelcfg.Config, v *Vocab, opts ModelOptions) ([]KV, error) {
 		return nil, err
 	}
 	ft, ok := modelFileTypes[opts.Type]
+	switch {
+	case opts.Mix == MixQ4_K_M:
+		ft, ok = fileTypeQ4_K_M, true
+	case opts.Mix != "":
+		return nil, fmt.Errorf("gguf: quantisation mix %q not supported; want Q4_K_M", opts.Mix)
+	}
 	if !ok {
 		return nil, fmt.Errorf("gguf: tensor type %s not supported; want F32, F16, BF16 or Q8_0", opts.Type)
 	}
@@ -183,7 +248,7 @@ type modelTensor struct {
 // config cfg: llama.cpp's names and order, types per opts.Type, the q/k row
 // permutation for the llama architecture, rope_freqs for Llama 3 scaling, and
 // no output.weight when the embeddings are tied.
-func planModel(cfg *modelcfg.Config, src []SourceTensor, typ TensorType) ([]modelTensor, error) {
+func planModel(cfg *modelcfg.Config, src []SourceTensor, typ TensorType, mix Mix) ([]modelTensor, error) {
 	arch, err := Architecture(cfg.ModelType)
 	if err != nil {
 		return nil, err
@@ -213,6 +278,9 @@ func planModel(cfg *modelcfg.Config, src []SourceTensor, typ TensorType) ([]mode
 			mt.head.Type = typ
 			if typ == Q8_0 && t.Shape[1]%32 != 0 {
 				mt.head.Type = F16
+			}
+			if mix == MixQ4_K_M {
+				mt.head.Type = TensorTypeQ4_K_M(name, t.Shape[1], cfg.NumHiddenLayers, cfg.TieWordEmbeddings)
 			}
 		}
 		if arch == "llama" {
@@ -279,7 +347,7 @@ func WriteModel(path string, cfg *modelcfg.Config, v *Vocab, src []SourceTensor,
 	if err != nil {
 		return nil, err
 	}
-	plan, err := planModel(cfg, src, opts.Type)
+	plan, err := planModel(cfg, src, opts.Type, opts.Mix)
 	if err != nil {
 		return nil, err
 	}
@@ -346,8 +414,9 @@ func numel(shape []int) int {
 
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
-// EncodeTensor encodes row-major values as ggml type t (F32, F16, BF16 or
-// Q8_0; for Q8_0 the row length, and so the count, is a multiple of 32). For
+// EncodeTensor encodes row-major values as ggml type t (F32, F16, BF16,
+// Q8_0, Q5_0, Q4_K or Q6_K; for the quantised types the row length, and so
+// the count, is a multiple of the block size: 32, or 256 for Q4_K and Q6_K). For
 // F32 on a little-endian host the result shares vals' memory.
 func EncodeTensor(vals []float32, t TensorType) ([]byte, error) {
 	switch t {
@@ -363,6 +432,12 @@ func EncodeTensor(vals []float32, t TensorType) ([]byte, error) {
 		return safetensors.EncodeFloat32(vals, safetensors.BF16)
 	case Q8_0:
 		return EncodeQ8_0(vals)
+	case Q5_0:
+		return EncodeQ5_0(vals)
+	case Q4_K:
+		return EncodeQ4_K(vals)
+	case Q6_K:
+		return EncodeQ6_K(vals)
 	}
 	return nil, fmt.Errorf("cannot encode tensor type %s", t)
 }

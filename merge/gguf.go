@@ -14,6 +14,9 @@ import (
 type GGUFOptions struct {
 	// Type of the matrices: gguf.F32, F16, BF16 or Q8_0.
 	Type gguf.TensorType
+	// Mix, when not empty, picks each matrix's type by a llama.cpp recipe
+	// (gguf.MixQ4_K_M) instead of Type.
+	Mix gguf.Mix
 	// Name is written as general.name when not empty.
 	Name string
 	// Progress, if not nil, is called after each tensor is written.
@@ -106,7 +109,7 @@ func ExportGGUF(ctx context.Context, baseDir, adapterDir, path string, opts GGUF
 			release(raw)
 		}
 	}
-	mr, err := gguf.WriteModel(path, cfg, vocab, src, read, done, gguf.ModelOptions{Type: opts.Type, Name: opts.Name, Progress: opts.Progress})
+	mr, err := gguf.WriteModel(path, cfg, vocab, src, read, done, gguf.ModelOptions{Type: opts.Type, Mix: opts.Mix, Name: opts.Name, Progress: opts.Progress})
 	if err != nil {
 		return nil, err
 	}

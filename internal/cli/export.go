@@ -40,8 +40,12 @@ func newExportCmd(stdio *IO) *cobra.Command {
 (llama-cli, llama-server) and Ollama (FROM in a Modelfile) load: the base model of
 --model, with the LoRA or DoRA adapter of --adapter folded in when given (as
 'bidora merge' folds it), its tokenizer converted from tokenizer.json, the matrices
-in --dtype f32, f16, bf16 or q8_0 (norms and biases stay f32). It streams: one
-tensor is in memory at a time.
+in --dtype f32, f16, bf16, q8_0 or q4_k_m (norms and biases stay f32). q4_k_m is
+llama.cpp's Q4_K_M mix: Q4_K matrices, Q6_K for the output matrix and for attn_v
+and ffn_down in some layers, with llama.cpp's fallbacks (Q5_0 for Q4_K, Q8_0 for
+Q6_K) for rows whose length is not a multiple of 256. It streams: one tensor is
+in memory at a time. llama.cpp has no DoRA at run time, so a DoRA adapter is
+exported merged (folded into the weights).
 
 export --format gguf-lora writes a PEFT LoRA/rsLoRA adapter as a GGUF LoRA adapter that llama.cpp
 (llama-cli/llama-server --lora) and Ollama (ADAPTER in a Modelfile) load on top of
@@ -70,7 +74,7 @@ the adapter folded in (--format gguf --model BASE --adapter DORA) instead.`,
 	f.StringVar(&opts.Format, "format", "gguf-lora", "output format: gguf (a whole model) or gguf-lora (an adapter)")
 	f.StringVar(&opts.Output, "output", "", "file to write, e.g. model.gguf or adapter.gguf")
 	f.StringVar(&opts.BaseModelConfig, "base-model-config", "", "base model directory or config.json (default: the adapter's base_model_name_or_path)")
-	f.StringVar(&opts.DType, "dtype", "f32", "tensor dtype: f32, f16, bf16 (or q8_0 with --format gguf)")
+	f.StringVar(&opts.DType, "dtype", "f32", "tensor dtype: f32, f16, bf16 (or q8_0, q4_k_m with --format gguf)")
 	f.BoolVar(&opts.Overwrite, "overwrite", false, "replace an existing --output file (a regular file only: symlinks, devices and pipes are refused)")
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON")
 	return cmd
@@ -199,9 +203,13 @@ func runExportModel(ctx context.Context, stdio *IO, opts *exportOptions) error {
 	types := map[string]gguf.TensorType{"f32": gguf.F32, "fp32": gguf.F32, "float32": gguf.F32,
 		"f16": gguf.F16, "fp16": gguf.F16, "float16": gguf.F16,
 		"bf16": gguf.BF16, "bfloat16": gguf.BF16, "q8_0": gguf.Q8_0, "q8": gguf.Q8_0}
+	var mix gguf.Mix
 	typ, ok := types[strings.ToLower(opts.DType)]
+	if strings.EqualFold(opts.DType, "q4_k_m") {
+		mix, ok = gguf.MixQ4_K_M, true
+	}
 	if !ok {
-		return usageErrorf("--dtype %q: want f32, f16, bf16 or q8_0", opts.DType)
+		return usageErrorf("--dtype %q: want f32, f16, bf16, q8_0 or q4_k_m", opts.DType)
 	}
 	if err := checkExportOutput(opts); err != nil {
 		return err
@@ -226,11 +234,14 @@ func runExportModel(ctx context.Context, stdio *IO, opts *exportOptions) error {
 	if opts.Adapter != "" {
 		name += " + " + filepath.Base(filepath.Clean(opts.Adapter))
 	}
-	res, err := merge.ExportGGUF(ctx, baseDir, adapterDir, opts.Output, merge.GGUFOptions{Type: typ, Name: name})
+	res, err := merge.ExportGGUF(ctx, baseDir, adapterDir, opts.Output, merge.GGUFOptions{Type: typ, Mix: mix, Name: name})
 	if err != nil {
 		return err
 	}
 	dt := strings.ToLower(typ.String())
+	if mix != "" {
+		dt = strings.ToLower(string(mix))
+	}
 	if opts.JSON {
 		return json.NewEncoder(stdio.Out).Encode(exportModelResult{Output: opts.Output, Format: opts.Format, DType: dt, GGUFResult: res})
 	}
