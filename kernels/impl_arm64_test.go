@@ -20,3 +20,13 @@ func TestNEONChosen(t *testing.T) {
 		t.Fatal("no NEON GEMV kernels registered")
 	}
 }
+
+// TestBFDOTChosen: under qemu (whose default CPU has FEAT_BF16) and on such cores the
+// BFDOT kernel must be the active bf16-compute set, so that TestBF16Compute checks it;
+// elsewhere it must not be.
+func TestBFDOTChosen(t *testing.T) {
+	if got := activeBF16() == bf16NEON; got != hasBF16() {
+		t.Fatalf("BFDOT kernel active = %v, FEAT_BF16 reported = %v", got, hasBF16())
+	}
+	t.Logf("FEAT_BF16: %v", hasBF16())
+}
