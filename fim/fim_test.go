@@ -17,7 +17,7 @@ import (
 // qwen3Dir is the shared Qwen3 tokenizer, which carries Qwen2.5-Coder's FIM tokens.
 const qwen3Dir = "../../shared/tokenizers/qwen3"
 
-func loadTok(t *testing.T, path string) *tokenizer.Tokenizer {
+func loadTok(t testing.TB, path string) *tokenizer.Tokenizer {
 	t.Helper()
 	if strings.HasPrefix(path, "../") {
 		if _, err := os.Stat(filepath.Join(path, "tokenizer.json")); err != nil {

@@ -152,7 +152,7 @@ func runEvalFIM(ctx context.Context, m *model.Model, dir string, mc *modelcfg.Co
 		tasks := drawFIMTasks(rows, k.kind, o.Spans)
 		if len(tasks) == 0 {
 			if k.kind == fim.SingleLine {
-				return nil, usageErrorf("--fim: %s has no text rows with a non-blank line to infill", opts.Data)
+				return nil, usageErrorf("--fim: the data has no text rows with a non-blank line to infill")
 			}
 			continue // no text of two lines: no block spans
 		}
