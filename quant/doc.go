@@ -5,8 +5,11 @@
 // A weight is an [Rows, Cols] matrix (out × in features, row-major, as in HF
 // checkpoints). Both types implement Matrix: MulNT (Y = X·Wᵀ, the forward of a linear
 // layer) and MulNN (dX = dY·W, its input gradient) dequantise W tile by tile into a small
-// f32 panel and hand each panel to the kernels package's GEMM; Row dequantises one row
-// (package nn computes the DoRA / QDoRA row norms ‖W + s·B·A‖ from it).
+// f32 panel and hand each panel to the kernels package's GEMM; for m ≤ 4 rows of X
+// (token-by-token decoding) MulNT instead runs a fused GEMV that decodes the codes in
+// registers and multiplies them straight into X, streaming each weight once (gemv.go).
+// Row dequantises one row (package nn computes the DoRA / QDoRA row norms
+// ‖W + s·B·A‖ from it).
 //
 // NF4 follows bitsandbytes' reference algorithm (its pure-PyTorch backend, which is also
 // what it runs on CPU): the matrix is flattened row-major and cut into blocks of 64
