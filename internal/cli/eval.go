@@ -165,6 +165,12 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 	if err != nil {
 		return err
 	}
+	var infill *evalFIM
+	if opts.fim.On {
+		if infill, err = prepareEvalFIM(dir, mc, rows, opts); err != nil {
+			return err
+		}
+	}
 	base, _ := resolveBaseDType(baseDType, dir, mc)
 	kind := resolveAutoQuant(ctx, stdio.Err, q, mc, memplan.Settings{BatchSize: opts.BatchSize, SeqLen: opts.MaxSeqLen,
 		GradCheckpointing: true, BaseDType: string(base)}, ".")
@@ -188,7 +194,7 @@ func runEval(ctx context.Context, stdio *IO, opts *evalOptions) error {
 	}
 	out := evalResult{Loss: loss, Perplexity: math.Exp(loss), Tokens: tokens}
 	if opts.fim.On {
-		if out.FIM, err = runEvalFIM(ctx, m, dir, mc, rows, opts); err != nil {
+		if out.FIM, err = infill.run(ctx, m); err != nil {
 			return err
 		}
 	}

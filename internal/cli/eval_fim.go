@@ -119,21 +119,28 @@ func fitContext(b *fim.Builder, t fimTask, mode fim.Mode, budget int) ([]int, er
 	}
 }
 
-// runEvalFIM greedy-decodes the middle of --fim-spans spans per kind of the text rows
-// and scores them against the held-out text. Text is compared with trailing white
-// space removed on both sides.
-func runEvalFIM(ctx context.Context, m *model.Model, dir string, mc *modelcfg.Config, rows []dataset.Row, opts *evalOptions) (*fimEvalResult, error) {
+// evalFIM is eval --fim made ready before the weights load: the tokenizer's FIM tokens
+// found, the spans drawn.
+type evalFIM struct {
+	o      *evalFIMOptions
+	pipe   *textPipeline
+	b      *fim.Builder
+	stops  []int
+	budget int // prompt tokens that leave room for the middle
+	line   []fimTask
+	block  []fimTask
+}
+
+// prepareEvalFIM checks that the model can infill and draws --fim-spans spans per kind
+// from the text rows. A tokenizer without FIM tokens, or data without a text row to
+// infill, is a usage error naming --fim.
+func prepareEvalFIM(dir string, mc *modelcfg.Config, rows []dataset.Row, opts *evalOptions) (*evalFIM, error) {
 	o := &opts.fim
 	pipe, err := newTextPipeline(dir, mc, opts.Template, opts.TrainOnPrompt, opts.MaxSeqLen)
 	if err != nil {
 		return nil, err
 	}
 	b, err := newFIMBuilder(pipe, "--fim")
-	if err != nil {
-		return nil, err
-	}
-	stops := append(b.Stops(), pipe.special.EndOfTurn...)
-	cache, err := m.NewKVCache(0)
 	if err != nil {
 		return nil, err
 	}
@@ -144,32 +151,46 @@ func runEvalFIM(ctx context.Context, m *model.Model, dir string, mc *modelcfg.Co
 	if budget < 8 {
 		return nil, usageErrorf("--fim-max-new-tokens %d leaves no room for a prompt in --max-seq-len %d", o.MaxNewTokens, opts.MaxSeqLen)
 	}
+	e := &evalFIM{o: o, pipe: pipe, b: b, stops: append(b.Stops(), pipe.special.EndOfTurn...), budget: budget,
+		line: drawFIMTasks(rows, fim.SingleLine, o.Spans), block: drawFIMTasks(rows, fim.MultiLine, o.Spans)}
+	if len(e.line) == 0 {
+		return nil, usageErrorf("--fim: the data has no text rows with a non-blank line to infill")
+	}
+	return e, nil
+}
+
+// run greedy-decodes the middle of each span with m and scores it against the held-out
+// text. Text is compared with trailing white space removed on both sides.
+func (e *evalFIM) run(ctx context.Context, m *model.Model) (*fimEvalResult, error) {
+	o, b := e.o, e.b
+	cache, err := m.NewKVCache(0)
+	if err != nil {
+		return nil, err
+	}
 	res := &fimEvalResult{Mode: o.Mode}
 	for _, k := range []struct {
-		kind fim.SpanKind
-		out  *fimSpanResult
-	}{{fim.SingleLine, &res.Line}, {fim.MultiLine, &res.Block}} {
-		tasks := drawFIMTasks(rows, k.kind, o.Spans)
+		kind  fim.SpanKind
+		out   *fimSpanResult
+		tasks []fimTask
+	}{{fim.SingleLine, &res.Line, e.line}, {fim.MultiLine, &res.Block, e.block}} {
+		tasks := k.tasks
 		if len(tasks) == 0 {
-			if k.kind == fim.SingleLine {
-				return nil, usageErrorf("--fim: the data has no text rows with a non-blank line to infill")
-			}
 			continue // no text of two lines: no block spans
 		}
 		var exact, sim float64
 		for i, t := range tasks {
-			ids, err := fitContext(b, t, fim.Mode(o.Mode), budget)
+			ids, err := fitContext(b, t, fim.Mode(o.Mode), e.budget)
 			if err != nil {
 				return nil, err
 			}
-			gen, err := m.Generate(ctx, cache, ids, model.GenerateOptions{MaxNewTokens: o.MaxNewTokens, EOS: stops})
+			gen, err := m.Generate(ctx, cache, ids, model.GenerateOptions{MaxNewTokens: o.MaxNewTokens, EOS: e.stops})
 			if err != nil {
 				return nil, fmt.Errorf("--fim: %s span %d: %w", k.kind, i+1, err)
 			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			got := strings.TrimRight(b.DecodeMiddle(pipe.tok, gen.Tokens), " \t\r\n")
+			got := strings.TrimRight(b.DecodeMiddle(e.pipe.tok, gen.Tokens), " \t\r\n")
 			want := strings.TrimRight(t.middle, " \t\r\n")
 			if got == want {
 				exact++

@@ -58,7 +58,7 @@ func newFIMBuilder(p *textPipeline, flag string) (*fim.Builder, error) {
 	v, err := fim.Detect(p.tok)
 	var ne *fim.NoTokensError
 	if errors.As(err, &ne) {
-		return nil, usageErrorf("%s needs a model whose tokenizer has fill-in-the-middle tokens: %v", flag, err)
+		return nil, noFIMTokens(flag, err)
 	}
 	if err != nil {
 		return nil, err
@@ -76,6 +76,11 @@ func (p *textPipeline) encodeRow(r dataset.Row, i int) (ex dataset.Example, trun
 	}
 	ex, truncated, err = p.enc.Encode(r)
 	return ex, truncated, false, err
+}
+
+// noFIMTokens is the usage error for flag with a tokenizer without FIM tokens.
+func noFIMTokens(flag string, err error) error {
+	return usageErrorf("%s: %v; use a code model that has them, or leave %s out", flag, err, flag)
 }
 
 // describe is the data report's note on the FIM settings.

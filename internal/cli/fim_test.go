@@ -17,6 +17,7 @@ import (
 	"github.com/bidora/bidora/fim"
 	"github.com/bidora/bidora/internal/tinymodel"
 	"github.com/bidora/bidora/modelcfg"
+	"github.com/bidora/bidora/tokenizer"
 )
 
 // Qwen2.5-Coder's FIM ids, as the shared qwen3 tokenizer has them.
@@ -126,10 +127,10 @@ func TestFIMNeedsFIMTokens(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"train", "--model", dir, "--train-file", data, "--fim-rate", "0.5", "--output", filepath.Join(t.TempDir(), "o")}, "--fim-rate needs a model whose tokenizer has fill-in-the-middle tokens"},
-		{[]string{"generate", "--model", dir, "--prefix-file", pre}, "--prefix-file needs a model whose tokenizer has fill-in-the-middle tokens"},
-		{[]string{"generate", "--model", dir, "--fim", "--prompt", "a<FILL>b"}, "--fim needs a model whose tokenizer has fill-in-the-middle tokens"},
-		{[]string{"eval", "--model", dir, "--data", data, "--fim"}, "--fim needs a model whose tokenizer has fill-in-the-middle tokens"},
+		{[]string{"train", "--model", dir, "--train-file", data, "--fim-rate", "0.5", "--output", filepath.Join(t.TempDir(), "o")}, "--fim-rate: the tokenizer has no fill-in-the-middle tokens"},
+		{[]string{"generate", "--model", dir, "--prefix-file", pre}, "--prefix-file: the tokenizer has no fill-in-the-middle tokens"},
+		{[]string{"generate", "--model", dir, "--fim", "--prompt", "a<FILL>b"}, "--fim: the tokenizer has no fill-in-the-middle tokens"},
+		{[]string{"eval", "--model", dir, "--data", data, "--fim"}, "--fim: the tokenizer has no fill-in-the-middle tokens"},
 	} {
 		code, _, stderr := run(t, c.args...)
 		if code != ExitUsage || !strings.Contains(stderr, c.want) {
@@ -293,4 +294,48 @@ func scaleTensor(t *testing.T, path, name string, k float32) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// eval --fim trims a long context to the prompt budget: the prefix loses its start, the
+// suffix its end, at line breaks, and what stays is next to the gap.
+func TestFIMFitContext(t *testing.T) {
+	tok, err := qwen3Tokenizer(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := fim.Detect(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := fim.NewBuilder(tok, v, nil)
+	var pre, suf strings.Builder
+	for i := range 200 {
+		pre.WriteString("let a" + string(rune('a'+i%26)) + " = 1; // é\n")
+		suf.WriteString("let b" + string(rune('a'+i%26)) + " = 2; // 世\n")
+	}
+	task := fimTask{prefix: pre.String(), middle: "x", suffix: suf.String()}
+	for _, budget := range []int{64, 300, 100000} {
+		ids, err := fitContext(b, task, fim.PSM, budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) > budget {
+			t.Fatalf("budget %d: %d prompt tokens", budget, len(ids))
+		}
+		p, s := slices.Index(ids, v.Suffix), slices.Index(ids, v.Middle)
+		gotPre, gotSuf := tok.Decode(ids[1:p], false), tok.Decode(ids[p+1:s], false)
+		if !strings.HasSuffix(task.prefix, gotPre) || !strings.HasPrefix(task.suffix, gotSuf) {
+			t.Fatalf("budget %d: kept %q … %q, not the text next to the gap", budget, gotPre, gotSuf)
+		}
+		if budget == 100000 && (gotPre != task.prefix || gotSuf != task.suffix) {
+			t.Fatal("a prompt within the budget was trimmed")
+		}
+		if budget == 64 && (gotPre == "" || gotSuf == "") {
+			t.Fatalf("budget 64 kept %q and %q", gotPre, gotSuf)
+		}
+	}
+}
+
+func qwen3Tokenizer(t *testing.T) (*tokenizer.Tokenizer, error) {
+	return tokenizer.Load(filepath.Join(sharedTokenizer(t, "qwen3"), "tokenizer.json"))
 }

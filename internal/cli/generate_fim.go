@@ -106,7 +106,7 @@ func infillPrompt(dir string, opts *generateOptions) (ids, stops, context []int,
 	}
 	v, err := fim.Detect(tok)
 	if err != nil {
-		return nil, nil, nil, usageErrorf("%s needs a model whose tokenizer has fill-in-the-middle tokens: %v", o.flag(), err)
+		return nil, nil, nil, noFIMTokens(o.flag(), err)
 	}
 	sp, _ := tok.ResolveSpecial(tokenizer.SpecialConfig{}) // BOS only; EOS is generate's concern
 	b := fim.NewBuilder(tok, v, sp.BOS)
