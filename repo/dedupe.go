@@ -2,7 +2,6 @@ package repo
 
 import (
 	"crypto/sha256"
-	"hash/fnv"
 	"math"
 	"strings"
 	"unicode"
@@ -68,26 +67,65 @@ func MinHash(text string) Signature {
 	for i := range sig {
 		sig[i] = math.MaxUint64
 	}
-	toks := Tokens(text)
-	n := len(toks) - ShingleSize + 1
-	if n < 1 {
-		n = 1
-	}
-	h := fnv.New64a()
+	th := tokenHashes(text)
+	n := max(len(th)-ShingleSize+1, 1)
 	for i := 0; i < n; i++ {
-		h.Reset()
-		for j := i; j < i+ShingleSize && j < len(toks); j++ {
-			h.Write([]byte(toks[j]))
-			h.Write([]byte{0})
+		x := uint64(ShingleSize)
+		for j := i; j < i+ShingleSize && j < len(th); j++ {
+			x = x*0x100000001B3 ^ th[j]
 		}
-		x := h.Sum64()
+		x = mix(x)
 		for k := range sig {
-			if v := mix(x ^ seeds[k]); v < sig[k] {
+			// a·x + b with odd a: a permutation of the 64-bit values whose high
+			// bits, which decide the minimum, are well mixed.
+			if v := x*mults[k] + seeds[k]; v < sig[k] {
 				sig[k] = v
 			}
 		}
 	}
 	return sig
+}
+
+// tokenHashes is a hash of each of Tokens(text), without building the strings.
+func tokenHashes(text string) []uint64 {
+	out := make([]uint64, 0, len(text)/4)
+	for i := 0; i < len(text); {
+		r, n := rune(text[i]), 1
+		if r >= utf8.RuneSelf {
+			r, n = utf8.DecodeRuneInString(text[i:])
+		}
+		word := func(r rune) bool {
+			if r < utf8.RuneSelf {
+				return r == '_' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
+			}
+			return unicode.IsLetter(r) || unicode.IsDigit(r)
+		}
+		switch {
+		case r == ' ' || r == '\n' || r == '\t' || r == '\r' || r >= utf8.RuneSelf && unicode.IsSpace(r) || r == '\f' || r == '\v':
+			i += n
+			continue
+		case word(r):
+			j := i + n
+			for j < len(text) {
+				r2, n2 := rune(text[j]), 1
+				if r2 >= utf8.RuneSelf {
+					r2, n2 = utf8.DecodeRuneInString(text[j:])
+				}
+				if !word(r2) {
+					break
+				}
+				j += n2
+			}
+			n = j - i
+		}
+		h := uint64(0xcbf29ce484222325) // FNV-1a
+		for k := i; k < i+n; k++ {
+			h = (h ^ uint64(text[k])) * 0x100000001B3
+		}
+		out = append(out, h)
+		i += n
+	}
+	return out
 }
 
 // Similarity is the share of equal entries: the estimated Jaccard similarity.
@@ -101,14 +139,17 @@ func (s *Signature) Similarity(o *Signature) float64 {
 	return float64(eq) / NumHashes
 }
 
-// seeds are the per-hash-function keys (fixed, so signatures are reproducible).
-var seeds = func() (s [NumHashes]uint64) {
+// seeds and mults are the per-hash-function keys (fixed, so signatures are
+// reproducible); every mult is odd.
+var seeds, mults = func() (s, m [NumHashes]uint64) {
 	x := uint64(0x5EED_B1D0_8A00_0001)
 	for i := range s {
 		x += 0x9E3779B97F4A7C15
 		s[i] = mix(x)
+		x += 0x9E3779B97F4A7C15
+		m[i] = mix(x) | 1
 	}
-	return s
+	return s, m
 }()
 
 // mix is splitmix64's finaliser.
@@ -137,51 +178,74 @@ func bands(threshold float64) int {
 // their shingles at least threshold) when threshold < 1. The dropped files come back
 // as Skips naming the kept file they duplicate.
 func Dedupe(files []File, threshold float64) (kept []File, dups []Skip) {
-	exact := map[[32]byte]int{} // hash → index in kept
-	near := threshold < 1
-	r := bands(threshold)
-	var sigs []*Signature
-	buckets := map[[2]uint64][]int{} // (band, band hash) → indices in kept
+	d := NewDeduper(threshold)
 	for _, f := range files {
-		norm := Normalize(f.Text)
-		h := sha256.Sum256([]byte(norm))
-		if i, ok := exact[h]; ok {
-			dups = append(dups, Skip{Path: f.Name(), Reason: ReasonExactDup, Of: kept[i].Name(), Similarity: 1})
-			continue
+		if dup := d.Add(f); dup != nil {
+			dups = append(dups, *dup)
+		} else {
+			kept = append(kept, f)
 		}
-		var sig *Signature
-		if near {
-			s := MinHash(norm)
-			sig = &s
-			best, bestSim := -1, 0.0
-			seen := map[int]bool{}
-			for b := 0; b < NumHashes/r; b++ {
-				for _, i := range buckets[bandKey(sig, b, r)] {
-					if seen[i] {
-						continue
-					}
-					seen[i] = true
-					if sim := sig.Similarity(sigs[i]); sim >= threshold && sim > bestSim {
-						best, bestSim = i, sim
-					}
-				}
-			}
-			if best >= 0 {
-				dups = append(dups, Skip{Path: f.Name(), Reason: ReasonNearDuplicate, Of: kept[best].Name(), Similarity: bestSim})
-				continue
-			}
-		}
-		exact[h] = len(kept)
-		if near {
-			for b := 0; b < NumHashes/r; b++ {
-				k := bandKey(sig, b, r)
-				buckets[k] = append(buckets[k], len(kept))
-			}
-			sigs = append(sigs, sig)
-		}
-		kept = append(kept, f)
 	}
 	return kept, dups
+}
+
+// Deduper removes duplicates incrementally: Add keeps a file unless it duplicates one
+// kept before (Dedupe in steps, so held-out files can be checked against training
+// files after them).
+type Deduper struct {
+	threshold float64
+	rows      int // per LSH band
+	exact     map[[32]byte]int
+	names     []string
+	sigs      []*Signature
+	buckets   map[[2]uint64][]int // (band, band hash) → indices in names
+}
+
+// NewDeduper removes exact duplicates, and near duplicates at threshold when it is
+// below 1.
+func NewDeduper(threshold float64) *Deduper {
+	return &Deduper{threshold: threshold, rows: bands(threshold), exact: map[[32]byte]int{}, buckets: map[[2]uint64][]int{}}
+}
+
+// Add keeps f and returns nil, or returns why it is dropped.
+func (d *Deduper) Add(f File) *Skip {
+	norm := Normalize(f.Text)
+	h := sha256.Sum256([]byte(norm))
+	if i, ok := d.exact[h]; ok {
+		return &Skip{Path: f.Name(), Reason: ReasonExactDup, Of: d.names[i], Similarity: 1}
+	}
+	near := d.threshold < 1
+	var sig *Signature
+	if near {
+		s := MinHash(norm)
+		sig = &s
+		best, bestSim := -1, 0.0
+		seen := map[int]bool{}
+		for b := 0; b < NumHashes/d.rows; b++ {
+			for _, i := range d.buckets[bandKey(sig, b, d.rows)] {
+				if seen[i] {
+					continue
+				}
+				seen[i] = true
+				if sim := sig.Similarity(d.sigs[i]); sim >= d.threshold && sim > bestSim {
+					best, bestSim = i, sim
+				}
+			}
+		}
+		if best >= 0 {
+			return &Skip{Path: f.Name(), Reason: ReasonNearDuplicate, Of: d.names[best], Similarity: bestSim}
+		}
+	}
+	d.exact[h] = len(d.names)
+	if near {
+		for b := 0; b < NumHashes/d.rows; b++ {
+			k := bandKey(sig, b, d.rows)
+			d.buckets[k] = append(d.buckets[k], len(d.names))
+		}
+	}
+	d.sigs = append(d.sigs, sig)
+	d.names = append(d.names, f.Name())
+	return nil
 }
 
 func bandKey(sig *Signature, b, r int) [2]uint64 {

@@ -255,3 +255,23 @@ func TestHeader(t *testing.T) {
 		t.Error("RepoName")
 	}
 }
+
+// tokenHashes hashes exactly the tokens Tokens returns.
+func TestTokenHashes(t *testing.T) {
+	for _, s := range []string{"", "fn main() { x_1 += 2; }", "  é_ü naïve\u00a0x\u2003y ∑(a)\r\n\tz", "a\x80b \xff"} {
+		toks, hs := Tokens(s), tokenHashes(s)
+		if len(toks) != len(hs) {
+			t.Errorf("%q: %d tokens, %d hashes", s, len(toks), len(hs))
+			continue
+		}
+		for i, tok := range toks {
+			h := uint64(0xcbf29ce484222325)
+			for k := 0; k < len(tok); k++ {
+				h = (h ^ uint64(tok[k])) * 0x100000001B3
+			}
+			if h != hs[i] {
+				t.Errorf("%q: token %d %q hashed differently", s, i, tok)
+			}
+		}
+	}
+}
