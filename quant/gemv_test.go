@@ -61,9 +61,10 @@ func gemvBound(k int, mag, y0 float64) float64 {
 	return float64(k+4)*0x1p-23*mag + 0x1p-23*math.Abs(y0) + 1e-30
 }
 
-// TestGemvQuant checks the decode GEMVs (MulNT with m ≤ 4) of every decoder set
-// against the float64 product with the dequantised weights, with the bound of
-// gemvBound, and each assembly set against the plain-Go twin within twice that, on
+// TestGemvQuant checks the decode GEMVs (MulNT with m ≤ 4) of every decoder set (the
+// fused AVX-512 kernels, the Go twin, and the tiled path that AVX2 and the shapes the
+// kernel does not take run) against the float64 product with the dequantised weights,
+// with the bound of gemvBound, and each against the plain-Go twin within twice that, on
 // awkward shapes: k not a multiple of the block (rows starting mid-block and at odd
 // nibbles), m = 1…4, primes, block sizes 64/128/256, plain and double-quantised
 // scales (with more than one nested block), overwrite and accumulate. X is followed
