@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"slices"
 	"sort"
 	"strings"
 
@@ -94,15 +93,20 @@ func loadRepoFiles(ctx context.Context, tok *tokenizer.Tokenizer, o repoDataOpti
 		return nil, err
 	}
 	skipped = append(skipped, vskipped...)
-	// Training files first, then the held-out ones against them: the kept training
-	// files come out the same in both passes (same order, same decisions).
-	train, dups := repo.Dedupe(train, o.Dedupe)
-	skipped = append(skipped, dups...)
-	if len(val) > 0 {
-		all, vdups := repo.Dedupe(append(slices.Clip(train), val...), o.Dedupe)
-		skipped = append(skipped, vdups...)
-		train, val = all[:len(train)], all[len(train):]
+	// Training files first, then the held-out ones against them and each other.
+	dd := repo.NewDeduper(o.Dedupe)
+	keep := func(files []repo.File) []repo.File {
+		var out []repo.File
+		for _, f := range files {
+			if dup := dd.Add(f); dup != nil {
+				skipped = append(skipped, *dup)
+			} else {
+				out = append(out, f)
+			}
+		}
+		return out
 	}
+	train, val = keep(train), keep(val)
 	d := &repoData{skipped: skipped, format: repo.DetectFormat(func(s string) bool { _, ok := tok.TokenToID(s); return ok })}
 	d.count = func(s string) int { return len(tok.Encode(s)) }
 	switch {
