@@ -54,8 +54,10 @@ func walkRev(ctx context.Context, tree, dir, rev string, f *filter) ([]File, *Re
 		return nil, nil, fmt.Errorf("%s: unknown revision %q in %s", tree, rev, dir)
 	}
 	sha := strings.TrimSpace(string(commit))
-	// -l adds each blob's size, so files over the limit are skipped unread.
-	list, err := run("ls-tree", "-r", "-z", "-l", "--full-tree", sha)
+	// -l adds each blob's size, so files over the limit are skipped unread. Run in
+	// dir, ls-tree lists what is below dir, relative to it (DIR may be a subdirectory
+	// of the repository).
+	list, err := run("ls-tree", "-r", "-z", "-l", sha)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", tree, err)
 	}

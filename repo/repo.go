@@ -53,6 +53,7 @@ const (
 	ReasonNotIncluded   Reason = "not included"
 	ReasonLanguage      Reason = "other language"
 	ReasonNotRegular    Reason = "not a regular file"
+	ReasonUnreadable    Reason = "unreadable"
 	ReasonExactDup      Reason = "exact duplicate"
 	ReasonNearDuplicate Reason = "near duplicate"
 )
@@ -376,7 +377,12 @@ func (w *walker) dir(rel string, ig Ignore) error {
 	}
 	entries, err := os.ReadDir(abs)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", abs, err)
+		if rel == "" {
+			return fmt.Errorf("reading %s: %w", abs, err)
+		}
+		// git warns and goes on ("could not open directory"); so does the walk.
+		w.rep.skip(joinName(w.tree, rel)+"/", ReasonUnreadable)
+		return nil
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -438,7 +444,8 @@ func (w *walker) file(p, disp, abs string) error {
 	}
 	data, err := os.ReadFile(abs)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", abs, err)
+		w.rep.skip(disp, ReasonUnreadable) // git lists it, there is no text to take
+		return nil
 	}
 	if why := w.f.byContent(p, data); why != "" {
 		w.rep.skip(disp, why)

@@ -280,6 +280,11 @@ func TestWalkRevision(t *testing.T) {
 	if files[1].Name() != dir+"@v1/a.rs" {
 		t.Errorf("Name() = %q", files[1].Name())
 	}
+	// A subdirectory at a revision: what is below it, relative to it.
+	files, _, err = Walk(context.Background(), filepath.Join(dir, "src")+"@v1", Options{})
+	if err != nil || len(files) != 1 || files[0].Path != "b.rs" || files[0].Text != "fn b() {}\n" {
+		t.Errorf("src@v1: %+v, %v", files, err)
+	}
 	if _, _, err := Walk(context.Background(), dir+"@nosuchrev", Options{}); err == nil || !strings.Contains(err.Error(), `unknown revision "nosuchrev"`) {
 		t.Errorf("unknown revision: err = %v", err)
 	}
