@@ -4,7 +4,8 @@
 // Walk lists a directory as `git ls-files --cached --others --exclude-standard` would
 // (the .gitignore files of the tree and of its parents up to the repository's top,
 // with negations, directory patterns and "**", and .git/info/exclude; .git itself is
-// never entered), or reads a git repository at a revision straight from its objects
+// never entered; files git tracks although a pattern matches them are asked of the git
+// binary when it is installed; the global core.excludesFile is not read), or reads a git repository at a revision straight from its objects
 // (DIR@REV, through the git binary). Of what git lists it then skips, with a reason
 // in the Report: symbolic links (git lists the link itself; its target is not this
 // file's text), binary files (a NUL byte, or not UTF-8), vendored directories and
@@ -27,6 +28,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -238,12 +240,15 @@ func Walk(ctx context.Context, tree string, opts Options) ([]File, *Report, erro
 		return nil, nil, fmt.Errorf("%s: not a directory", tree)
 	}
 	w := &walker{ctx: ctx, tree: tree, f: f, rep: &Report{}}
-	ig, prefix, err := parentIgnores(tree)
+	ig, prefix, inRepo, err := parentIgnores(tree)
 	if err != nil {
 		return nil, nil, err
 	}
 	w.prefix = prefix
-	if err := w.dir("", ig); err != nil {
+	if inRepo {
+		w.tracked, w.trackedDirs = trackedIgnored(ctx, tree)
+	}
+	if err := w.dir("", ig, false); err != nil {
 		return nil, nil, err
 	}
 	sort.Slice(w.files, func(i, j int) bool { return w.files[i].Path < w.files[j].Path })
@@ -270,10 +275,10 @@ func splitRev(tree string) (dir, rev string, ok bool) {
 // returns the patterns of .git/info/exclude and of the .gitignore files from the top
 // down to dir's parent, and dir's path relative to the top ("" when dir is the top
 // or no repository holds it).
-func parentIgnores(dir string) (Ignore, string, error) {
+func parentIgnores(dir string) (ig Ignore, prefix string, inRepo bool, err error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return Ignore{}, "", err
+		return Ignore{}, "", false, err
 	}
 	top := ""
 	for d := abs; ; {
@@ -288,9 +293,8 @@ func parentIgnores(dir string) (Ignore, string, error) {
 		d = parent
 	}
 	if top == "" {
-		return Ignore{}, "", nil
+		return Ignore{}, "", false, nil
 	}
-	var ig Ignore
 	if gitDir := resolveGitDir(top); gitDir != "" {
 		if data, err := os.ReadFile(filepath.Join(gitDir, "info", "exclude")); err == nil {
 			ig = ig.With(ParseIgnore(data, ""))
@@ -298,7 +302,7 @@ func parentIgnores(dir string) (Ignore, string, error) {
 	}
 	rel, err := filepath.Rel(top, abs)
 	if err != nil || rel == "." {
-		return ig, "", nil
+		return ig, "", true, nil
 	}
 	rel = filepath.ToSlash(rel)
 	parts := strings.Split(rel, "/")
@@ -309,7 +313,34 @@ func parentIgnores(dir string) (Ignore, string, error) {
 			ig = ig.With(ParseIgnore(data, base))
 		}
 	}
-	return ig, rel, nil
+	return ig, rel, true, nil
+}
+
+// trackedIgnored asks git (when it is installed) for the tracked files below dir that
+// an ignore pattern matches: git lists them all the same, so the walk takes them too.
+// It returns them relative to dir, and the directories that hold them.
+func trackedIgnored(ctx context.Context, dir string) (files, dirs map[string]bool) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if _, err := exec.LookPath(gitCommand); err != nil {
+		return nil, nil
+	}
+	out, err := exec.CommandContext(ctx, gitCommand, "-C", dir, "ls-files", "-z", "--cached", "--ignored", "--exclude-standard").Output()
+	if err != nil || len(out) == 0 {
+		return nil, nil
+	}
+	files, dirs = map[string]bool{}, map[string]bool{}
+	for _, p := range strings.Split(string(out), "\x00") {
+		if p == "" {
+			continue
+		}
+		files[p] = true
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	return files, dirs
 }
 
 // resolveGitDir is the git directory of the worktree top: .git itself, or where a
@@ -352,6 +383,9 @@ type walker struct {
 	f      *filter
 	rep    *Report
 	files  []File
+	// tracked are files git tracks although a pattern ignores them (relative to the
+	// tree), trackedDirs the directories that hold them.
+	tracked, trackedDirs map[string]bool
 }
 
 // top is p (relative to the tree) relative to the repository top, where the
@@ -363,7 +397,9 @@ func (w *walker) top(p string) string {
 	return w.prefix + "/" + p
 }
 
-func (w *walker) dir(rel string, ig Ignore) error {
+// dir walks the directory rel; inIgnored says an ignore pattern matched it (or a
+// parent), so only tracked files below it are taken.
+func (w *walker) dir(rel string, ig Ignore, inIgnored bool) error {
 	if w.ctx != nil {
 		if err := w.ctx.Err(); err != nil {
 			return err
@@ -396,12 +432,25 @@ func (w *walker) dir(rel string, ig Ignore) error {
 			continue
 		}
 		isDir := typ.IsDir()
-		if ignored, _ := ig.Ignored(w.top(p), isDir); ignored {
-			if isDir {
-				disp += "/"
+		ignored := inIgnored
+		if !ignored {
+			ignored, _ = ig.Ignored(w.top(p), isDir)
+		}
+		if ignored {
+			switch {
+			case isDir && w.trackedDirs[p]:
+				if err := w.dir(p, ig, true); err != nil {
+					return err
+				}
+				continue
+			case !isDir && w.tracked[p]: // tracked: git lists it
+			default:
+				if isDir {
+					disp += "/"
+				}
+				w.rep.skip(disp, ReasonIgnored)
+				continue
 			}
-			w.rep.skip(disp, ReasonIgnored)
-			continue
 		}
 		switch {
 		case typ&fs.ModeSymlink != 0:
@@ -415,7 +464,7 @@ func (w *walker) dir(rel string, ig Ignore) error {
 				w.rep.skip(disp+"/", ReasonVendored)
 				continue
 			}
-			if err := w.dir(p, ig); err != nil {
+			if err := w.dir(p, ig, false); err != nil {
 				return err
 			}
 		case !typ.IsRegular():

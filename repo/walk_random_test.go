@@ -59,6 +59,21 @@ func TestWalkMatchesGitRandom(t *testing.T) {
 			}
 			desc = append(desc, fmt.Sprintf("%s/.gitignore: %q", d, text))
 		}
+		// Some cases track a few files first, ignored or not: git lists those anyway.
+		if c%3 == 0 {
+			var all []string
+			_ = filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+				if err == nil && !e.IsDir() && !strings.Contains(p, "/.git/") && rng.IntN(3) == 0 {
+					rel, _ := filepath.Rel(dir, p)
+					all = append(all, rel)
+				}
+				return nil
+			})
+			if len(all) > 0 {
+				git(t, dir, append([]string{"add", "-f", "--"}, all...)...)
+				desc = append(desc, fmt.Sprintf("tracked %q", all))
+			}
+		}
 		files, rep, err := Walk(context.Background(), dir, Options{})
 		if err != nil {
 			t.Fatal(err)

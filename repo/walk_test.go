@@ -114,6 +114,12 @@ func TestWalkMatchesGit(t *testing.T) {
 		}, want: map[string]Reason{"link.rs": ReasonSymlink, "dirlink": ReasonSymlink, "blob.bin": ReasonBinary, "latin1.txt": ReasonBinary}},
 		{name: "tracked files", files: map[string]string{".gitignore": "*.tmp\n", "a.rs": code, "b.rs": code, "c.tmp": "t\n"},
 			commit: []string{"a.rs", ".gitignore"}, want: map[string]Reason{"c.tmp": ReasonIgnored}},
+		// git lists a tracked file whatever the ignore patterns say, also in an ignored
+		// directory (whose untracked files stay ignored).
+		{name: "tracked but ignored", files: map[string]string{".gitignore": "*.tmp\nbuild/\n", "kept.tmp": "k\n", "other.tmp": "o\n",
+			"build/sub/keep.rs": code, "build/sub/junk.rs": code, "build/x.rs": code},
+			commit: []string{"kept.tmp", "build/sub/keep.rs"},
+			want:   map[string]Reason{"other.tmp": ReasonIgnored, "build/sub/junk.rs": ReasonIgnored, "build/x.rs": ReasonIgnored}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,7 +137,7 @@ func TestWalkMatchesGit(t *testing.T) {
 				}
 			}
 			if len(tc.commit) > 0 {
-				git(t, dir, append([]string{"add", "--"}, tc.commit...)...)
+				git(t, dir, append([]string{"add", "-f", "--"}, tc.commit...)...)
 				git(t, dir, "commit", "-q", "-m", "c")
 			}
 			files, rep, err := Walk(context.Background(), dir, Options{})
