@@ -78,6 +78,8 @@ the resolved configuration and why, without loading anything.`,
 	_ = cmd.MarkFlagFilename("train-file")
 	_ = cmd.MarkFlagFilename("val-file")
 	_ = cmd.MarkFlagDirname("output")
+	_ = cmd.MarkFlagDirname("train-dir")
+	_ = cmd.MarkFlagDirname("val-dir")
 	for name, values := range map[string][]string{
 		"quantization": config.Quantizations, "base-dtype": config.BaseDTypes, "method": config.Methods, "lr-scheduler": config.Schedulers,
 		"optimizer": config.Optimizers, "template": config.Templates, "log-format": config.LogFormats,
