@@ -631,9 +631,9 @@ func Parse(data []byte) (*File, error) {
 			n *= dim
 			t.Dims = append(t.Dims, dim)
 		}
-		if d.err == nil && n > uint64(len(data)) {
-			// Every type takes at least a byte an element; this also keeps
-			// the byte size below from overflowing.
+		if d.err == nil && n/2 > uint64(len(data)) {
+			// Every type this package sizes takes at least 4 bits an element
+			// (Q4_K 4.5); this also keeps the byte size below from overflowing.
 			return nil, fmt.Errorf("gguf: tensor %q has %d elements, more than the file can hold", t.Name, n)
 		}
 		t.Type = TensorType(d.u32())

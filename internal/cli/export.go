@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -28,6 +30,7 @@ type exportOptions struct {
 	BaseModelConfig string
 	DType           string
 	Overwrite       bool
+	NoModelfile     bool
 	JSON            bool
 }
 
@@ -46,6 +49,13 @@ and ffn_down in some layers, with llama.cpp's fallbacks (Q5_0 for Q4_K, Q8_0 for
 Q6_K) for rows whose length is not a multiple of 256. It streams: one tensor is
 in memory at a time. llama.cpp has no DoRA at run time, so a DoRA adapter is
 exported merged (folded into the weights).
+
+Beside the .gguf, export --format gguf writes an Ollama Modelfile (FROM the
+file, a TEMPLATE converted from the model's chat template for ChatML/Qwen,
+Llama 3 and Llama 2/Mistral [INST] templates, else the plain prompt, PARAMETER
+stop for the end-of-turn and end-of-sequence tokens, sampling defaults), prints
+it and the 'ollama create' command; --no-modelfile leaves it out. An existing
+Modelfile is replaced only with --overwrite.
 
 export --format gguf-lora writes a PEFT LoRA/rsLoRA adapter as a GGUF LoRA adapter that llama.cpp
 (llama-cli/llama-server --lora) and Ollama (ADAPTER in a Modelfile) load on top of
@@ -76,6 +86,7 @@ the adapter folded in (--format gguf --model BASE --adapter DORA) instead.`,
 	f.StringVar(&opts.BaseModelConfig, "base-model-config", "", "base model directory or config.json (default: the adapter's base_model_name_or_path)")
 	f.StringVar(&opts.DType, "dtype", "f32", "tensor dtype: f32, f16, bf16 (or q8_0, q4_k_m with --format gguf)")
 	f.BoolVar(&opts.Overwrite, "overwrite", false, "replace an existing --output file (a regular file only: symlinks, devices and pipes are refused)")
+	f.BoolVar(&opts.NoModelfile, "no-modelfile", false, "with --format gguf: do not write an Ollama Modelfile beside the .gguf")
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON")
 	return cmd
 }
@@ -186,6 +197,9 @@ type exportModelResult struct {
 	Output string `json:"output"`
 	Format string `json:"format"`
 	DType  string `json:"dtype"`
+	// Modelfile is the Ollama Modelfile written beside Output ("" with
+	// --no-modelfile).
+	Modelfile string `json:"modelfile,omitempty"`
 	*merge.GGUFResult
 }
 
@@ -213,6 +227,19 @@ func runExportModel(ctx context.Context, stdio *IO, opts *exportOptions) error {
 	}
 	if err := checkExportOutput(opts); err != nil {
 		return err
+	}
+	modelfile := ""
+	if !opts.NoModelfile {
+		modelfile = filepath.Join(filepath.Dir(opts.Output), "Modelfile")
+		if err := atomicfile.CheckFile(modelfile); err != nil {
+			if errors.Is(err, atomicfile.ErrNotReplaceable) {
+				return usageErrorf("the Modelfile beside --output: %v", err)
+			}
+			return fmt.Errorf("the Modelfile beside --output: %w", err)
+		}
+		if _, err := os.Lstat(modelfile); err == nil && !opts.Overwrite {
+			return usageErrorf("%s exists (pass --overwrite to replace it, or --no-modelfile)", modelfile)
+		}
 	}
 	if ctx == nil {
 		ctx = context.Background()
@@ -242,8 +269,14 @@ func runExportModel(ctx context.Context, stdio *IO, opts *exportOptions) error {
 	if mix != "" {
 		dt = strings.ToLower(string(mix))
 	}
+	var mfText, mfNote string
+	if modelfile != "" {
+		if mfText, mfNote, err = writeModelfile(baseDir, opts.Output, modelfile); err != nil {
+			return err
+		}
+	}
 	if opts.JSON {
-		return json.NewEncoder(stdio.Out).Encode(exportModelResult{Output: opts.Output, Format: opts.Format, DType: dt, GGUFResult: res})
+		return json.NewEncoder(stdio.Out).Encode(exportModelResult{Output: opts.Output, Format: opts.Format, DType: dt, Modelfile: modelfile, GGUFResult: res})
 	}
 	what := "base model"
 	if res.Method != "" {
@@ -251,7 +284,45 @@ func runExportModel(ctx context.Context, stdio *IO, opts *exportOptions) error {
 	}
 	fmt.Fprintf(stdio.Out, "wrote %s: GGUF model (%s, %s, %d tensors, %s; tokenizer %s/%s, %d tokens)\n",
 		opts.Output, res.Architecture, dt, res.Tensors, what, res.Tokenizer, res.Pre, res.VocabSize)
+	if modelfile != "" {
+		fmt.Fprintf(stdio.Out, "wrote %s:\n\n%s\n", modelfile, mfText)
+		if mfNote != "" {
+			fmt.Fprintf(stdio.Out, "note: %s\n", mfNote)
+		}
+		fmt.Fprintf(stdio.Out, "next: ollama create %s -f %s\n", ollamaName(opts.Output), modelfile)
+	}
 	return nil
+}
+
+// writeModelfile writes the Ollama Modelfile for the GGUF export gguf of the
+// model in baseDir at path, atomically, and returns its text and note.
+func writeModelfile(baseDir, ggufPath, path string) (text, note string, err error) {
+	cfg, err := modelcfg.Load(baseDir)
+	if err != nil {
+		return "", "", fmt.Errorf("base model: %w", err)
+	}
+	v, err := gguf.ReadVocab(baseDir, cfg.VocabSize, cfg.BOSTokenID, cfg.EOSTokenIDs)
+	if err != nil {
+		return "", "", fmt.Errorf("base model %s: %w", baseDir, err)
+	}
+	in := modelfileInput{GGUF: filepath.Base(ggufPath), ChatTemplate: v.ChatTemplate, ContextLength: cfg.MaxPositionEmbeddings}
+	eos := slices.Clone(cfg.EOSTokenIDs)
+	if v.EOS >= 0 {
+		eos = append(eos, v.EOS)
+	}
+	for _, id := range eos {
+		if id >= 0 && id < len(v.Tokens) {
+			in.EOS = append(in.EOS, v.Tokens[id])
+		}
+	}
+	text, note = ollamaModelfile(in)
+	if err := atomicfile.Write(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, text)
+		return err
+	}); err != nil {
+		return "", "", fmt.Errorf("writing %s: %w", path, err)
+	}
+	return text, note, nil
 }
 
 // exportBaseConfig loads the base model's config.json from flag (a directory

@@ -21,13 +21,25 @@ import (
 
 // llamaCppResult is what tools/llamacpp/check.mjs prints.
 type llamaCppResult struct {
-	Arch     string     `json:"arch"`
-	AddBOS   bool       `json:"add_bos"`
-	BOS      *int       `json:"bos"`
-	EOS      *int       `json:"eos"`
-	Tokens   [][]int    `json:"tokens"`
-	LogProbs []*float64 `json:"logprobs"`
-	Greedy   []int      `json:"greedy"`
+	Score    *llamaCppScore `json:"score"`
+	Arch     string         `json:"arch"`
+	AddBOS   bool           `json:"add_bos"`
+	BOS      *int           `json:"bos"`
+	EOS      *int           `json:"eos"`
+	Tokens   [][]int        `json:"tokens"`
+	LogProbs []*float64     `json:"logprobs"`
+	Greedy   []int          `json:"greedy"`
+}
+
+// llamaCppScore is check.mjs's perplexity and KL divergence against a
+// reference GGUF.
+type llamaCppScore struct {
+	Tokens int     `json:"tokens"`
+	PPL    float64 `json:"ppl"`
+	RefPPL float64 `json:"ref_ppl"`
+	KL     float64 `json:"kl"`
+	KLMax  float64 `json:"kl_max"`
+	Top1   float64 `json:"top1"`
 }
 
 // runLlamaCpp runs llama.cpp (node-llama-cpp 3.21.1's prebuilt CPU build) on
@@ -136,6 +148,10 @@ type ggufCase struct {
 	adapter string
 	dora    bool
 	chat    []string // texts with special tokens (chat turns)
+	// nearTies: random weights of this width give the top two logits
+	// within llama.cpp's and bidora's rounding of each other somewhere in
+	// 32 steps, so greedy tokens are not compared (the logits are).
+	nearTies bool
 }
 
 func TestGGUFExportLlamaCpp(t *testing.T) {
@@ -146,7 +162,7 @@ func TestGGUFExportLlamaCpp(t *testing.T) {
 		if err := tinymodel.Write(dir, o); err != nil {
 			t.Fatal(err)
 		}
-		cases = append(cases, ggufCase{name: name, dir: dir, chat: chat})
+		cases = append(cases, ggufCase{name: name, dir: dir, chat: chat, nearTies: o.HiddenSize >= 256})
 	}
 	random("llama-llama3", tinymodel.Options{Arch: "llama", HiddenSize: 64, NumHeads: 4, NumKVHeads: 2, Seed: 1,
 		RopeTheta: 500000}, "llama3",
@@ -155,6 +171,10 @@ func TestGGUFExportLlamaCpp(t *testing.T) {
 		[]string{"<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nsort a list<|im_end|>\n<|im_start|>assistant\n"})
 	random("mistral-llama2", tinymodel.Options{Arch: "mistral", HiddenSize: 64, NumHeads: 4, NumKVHeads: 1, Seed: 3,
 		SlidingWindow: 4096}, "llama2", nil)
+	// Rows of 256 and 768: q4_k_m writes Q4_K and Q6_K (not only their
+	// Q5_0/Q8_0 fallbacks, as for the 64-wide models).
+	random("llama-256-llama2", tinymodel.Options{HiddenSize: 256, IntermediateSize: 768, NumHeads: 4, NumKVHeads: 2, Seed: 4,
+		NumLayers: 3, Tied: true}, "llama2", nil)
 	if dir := filepath.Join("..", "..", "..", "shared", "models", "code14m"); fileExists(filepath.Join(dir, "model.safetensors")) {
 		cases = append(cases, ggufCase{name: "code14m", dir: dir})
 	} else {
@@ -162,7 +182,7 @@ func TestGGUFExportLlamaCpp(t *testing.T) {
 	}
 	// Adapters folded in: DoRA on the Llama 3 model, LoRA on the Qwen2 and
 	// Mistral ones (these are also loaded as GGUF LoRA adapters).
-	for i, dora := range []bool{true, false, false} {
+	for i, dora := range []bool{true, false, false} { // the first three cases
 		c := cases[i]
 		base, adapter := c.dir, writeGGUFTestAdapter(t, c.dir, dora)
 		cases = append(cases, ggufCase{name: c.name + map[bool]string{true: "+dora", false: "+lora"}[dora], dir: base, adapter: adapter, dora: dora})
@@ -241,7 +261,9 @@ func TestGGUFExportLlamaCpp(t *testing.T) {
 			// prompt and continuation less the decoded prompt (SentencePiece
 			// decoders drop a leading space only at the start of a text).
 			text, _ := strings.CutPrefix(tok.Decode(append(slices.Clone(ids), greedy...), true), tok.Decode(ids, true))
-			if gen.Tokens != len(greedy) || gen.Text != text {
+			if c.nearTies {
+				t.Logf("greedy (not compared: near-tied logits of random weights): llama.cpp %q, bidora %q", text, gen.Text)
+			} else if gen.Tokens != len(greedy) || gen.Text != text {
 				t.Errorf("greedy decoding differs:\nllama.cpp %d tokens %v = %q\nbidora    %d tokens %q (%s)", len(greedy), greedy, text, gen.Tokens, gen.Text, gen.StopReason)
 			} else {
 				t.Logf("greedy: %d tokens agree", len(greedy))
@@ -273,7 +295,7 @@ func TestGGUFExportLlamaCpp(t *testing.T) {
 				for _, dt := range []struct {
 					name string
 					tol  float64
-				}{{"bf16", 3e-2}, {"q8_0", 3e-2}} {
+				}{{"bf16", 3e-2}, {"q8_0", 3e-2}, {"q4_k_m", 1.5e-1}} {
 					path := exportGGUF(t, c.dir, "", dt.name)
 					r := runLlamaCpp(t, map[string]any{"model": path, "prompt": ids})
 					d := logitsDiff(t, last, r.LogProbs)

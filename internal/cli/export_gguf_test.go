@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -271,4 +272,71 @@ func decodeF32(b []byte) []float32 {
 		out[i] = math.Float32frombits(uint32(b[4*i]) | uint32(b[4*i+1])<<8 | uint32(b[4*i+2])<<16 | uint32(b[4*i+3])<<24)
 	}
 	return out
+}
+
+// export --format gguf writes and prints an Ollama Modelfile beside the
+// file, refuses to replace one without --overwrite, and skips it with
+// --no-modelfile; --dtype q4_k_m writes general.file_type 15 and Q4_K/Q6_K.
+func TestExportGGUFModelfile(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "base")
+	if err := tinymodel.Write(base, tinymodel.Options{HiddenSize: 256, IntermediateSize: 512, NumLayers: 2, NumHeads: 4, Tied: true}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "Coder Q4.gguf")
+	code, stdout, stderr := runCLI(t, "", "export", "--format", "gguf", "--model", base, "--dtype", "q4_k_m", "--output", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	mf, err := os.ReadFile(filepath.Join(dir, "Modelfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"FROM ./Coder Q4.gguf\n", "PARAMETER stop "} {
+		if !strings.Contains(string(mf), want) {
+			t.Errorf("Modelfile has no %q:\n%s", want, mf)
+		}
+	}
+	if !strings.Contains(stdout, string(mf)) || !strings.Contains(stdout, "ollama create coder-q4 -f "+filepath.Join(dir, "Modelfile")) {
+		t.Errorf("stdout does not show the Modelfile and the ollama create command:\n%s", stdout)
+	}
+	f, err := gguf.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ft, _ := f.Get("general.file_type"); ft != uint32(15) {
+		t.Errorf("general.file_type %v, want 15 (Q4_K_M)", ft)
+	}
+	types := map[string]gguf.TensorType{}
+	for _, ti := range f.Tensors {
+		types[ti.Name] = ti.Type
+	}
+	for name, want := range map[string]gguf.TensorType{"token_embd.weight": gguf.Q6_K, "blk.0.attn_q.weight": gguf.Q4_K,
+		"blk.1.ffn_down.weight": gguf.Q6_K, "blk.0.ffn_down.weight": gguf.Q4_K, "blk.0.attn_norm.weight": gguf.F32} {
+		if types[name] != want {
+			t.Errorf("%s is %s, want %s", name, types[name], want)
+		}
+	}
+
+	second := filepath.Join(dir, "other.gguf")
+	if code, _, stderr := runCLI(t, "", "export", "--format", "gguf", "--model", base, "--output", second); code != 2 || !strings.Contains(stderr, "Modelfile exists") {
+		t.Errorf("second export into the folder: exit %d, %q; want 2 and 'Modelfile exists'", code, stderr)
+	}
+	if fileExistsT(second) {
+		t.Error("the refused export wrote its .gguf")
+	}
+	if code, stdout, stderr := runCLI(t, "", "export", "--format", "gguf", "--model", base, "--output", second, "--no-modelfile"); code != 0 || strings.Contains(stdout, "ollama create") {
+		t.Errorf("--no-modelfile: exit %d, %s%s", code, stdout, stderr)
+	}
+	if code, _, stderr := runCLI(t, "", "export", "--format", "gguf", "--model", base, "--output", second, "--overwrite"); code != 0 {
+		t.Errorf("--overwrite: exit %d, %s", code, stderr)
+	}
+	if mf, _ := os.ReadFile(filepath.Join(dir, "Modelfile")); !strings.Contains(string(mf), "FROM ./other.gguf\n") {
+		t.Errorf("--overwrite did not replace the Modelfile:\n%s", mf)
+	}
+}
+
+func fileExistsT(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
