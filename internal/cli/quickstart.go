@@ -40,7 +40,7 @@ examples, not a useful model. Pass --model with a real model directory (for inst
 
 --train-dir DIR trains on the Go files of a source tree instead (as git sees it, tests
 left out; for instance a checkout of bidora itself), for 30 steps on 256-token
-documents, holding out 10% of the files to measure.`,
+documents, holding out 5% of the files to measure.`,
 		Example: `  bidora quickstart
   bidora quickstart --dir /tmp/qs --method dora
   bidora quickstart --model ../shared/models/code14m --epochs 2
@@ -94,7 +94,7 @@ func runQuickstart(ctx context.Context, stdio *IO, opts *quickstartOptions) erro
 	cfg := config.Default()
 	cfg.Model = modelDir
 	if opts.TrainDir != "" {
-		cfg.TrainDir, cfg.Lang, cfg.Exclude, cfg.ValSplit = []string{opts.TrainDir}, []string{"go"}, []string{"*_test.go"}, 0.1
+		cfg.TrainDir, cfg.Lang, cfg.Exclude, cfg.ValSplit = []string{opts.TrainDir}, []string{"go"}, []string{"*_test.go"}, 0.05
 	} else {
 		trainFile, valFile, err := examples.Write(filepath.Join(opts.Dir, "data"))
 		if err != nil {
@@ -109,7 +109,7 @@ func runQuickstart(ctx context.Context, stdio *IO, opts *quickstartOptions) erro
 	cfg.WarmupSteps, cfg.EvalSteps, cfg.SaveSteps, cfg.MaxSeqLen = 4, 0, 0, 512
 	cfg.Quantization, cfg.Dropout = "none", 0
 	if opts.TrainDir != "" {
-		cfg.MaxSteps, cfg.MaxSeqLen, cfg.EvalSteps = 30, 256, 15
+		cfg.MaxSteps, cfg.MaxSeqLen, cfg.EvalSteps = 30, 256, 30
 	}
 	if err := cfg.Resolve(config.Origins{}); err != nil {
 		return err
@@ -121,7 +121,11 @@ func runQuickstart(ctx context.Context, stdio *IO, opts *quickstartOptions) erro
 	if err := runTraining(ctx, stdio, cfg, header); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdio.Out, "next: bidora train --config %s  (or --model Qwen/Qwen2.5-Coder-1.5B-Instruct --train-file your.jsonl)\n",
-		filepath.Join(cfg.Output, "config.yaml"))
+	other := "--train-file your.jsonl"
+	if opts.TrainDir != "" {
+		other = "--train-dir " + opts.TrainDir + " --fim-rate 0.5"
+	}
+	fmt.Fprintf(stdio.Out, "next: bidora train --config %s  (or --model Qwen/Qwen2.5-Coder-1.5B-Instruct %s)\n",
+		filepath.Join(cfg.Output, "config.yaml"), other)
 	return nil
 }
