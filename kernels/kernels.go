@@ -23,6 +23,13 @@
 // is read in place, and tasks (column groups, split along rows when there are few)
 // run on a fixed pool of Threads() workers (SetThreads resizes it).
 //
+// bf16 compute (bf16compute.go) is the other precision of the frozen-weight products:
+// MatMulNTBF16Compute / MatMulNNBF16Compute (and their F32-weight forms) round the
+// activation operand to bf16 and accumulate bf16 pair products in f32. Where the CPU
+// has AVX512_BF16 a 12×32 VDPBF16PS micro-kernel runs them at twice the f32 rate
+// (NativeBF16 reports it, SetNativeBF16 hides it); elsewhere a plain-Go twin computes
+// the same thing, slowly.
+//
 // Shapes follow the linear-layer convention of HF models: a weight W is [n, k]
 // (out features × in features), row-major. Buffers shorter than the shape needs are a
 // programming error and panic.
