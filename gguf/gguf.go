@@ -258,6 +258,7 @@ type Writer struct {
 	heads []TensorHeader
 	sizes []uint64
 	next  int
+	part  uint64 // bytes of tensor next written so far (WriteTensorPart)
 }
 
 // NewWriter checks the metadata and tensor descriptions and writes them to w.
@@ -323,19 +324,36 @@ func NewWriter(w io.Writer, kvs []KV, tensors []TensorHeader) (*Writer, error) {
 // WriteTensor writes the data of the next tensor, which must be the one
 // named, in the size its header gives.
 func (w *Writer) WriteTensor(name string, data []byte) error {
+	if w.next < len(w.sizes) && (w.part != 0 || uint64(len(data)) != w.sizes[w.next]) {
+		h := w.heads[w.next]
+		if h.Name == name {
+			return fmt.Errorf("gguf: tensor %q: shape %v of %s needs %d bytes, got %d", name, h.Shape, h.Type, w.sizes[w.next], w.part+uint64(len(data)))
+		}
+	}
+	return w.WriteTensorPart(name, data)
+}
+
+// WriteTensorPart writes the next part of the data of the tensor due, which
+// must be the one named; the tensor is complete, and the next one due, once
+// its parts add up to the size its header gives.
+func (w *Writer) WriteTensorPart(name string, data []byte) error {
 	if w.next >= len(w.heads) {
 		return fmt.Errorf("gguf: tensor %q: all %d tensors are already written", name, len(w.heads))
 	}
-	if h := w.heads[w.next]; h.Name != name {
+	h := w.heads[w.next]
+	if h.Name != name {
 		return fmt.Errorf("gguf: tensor %q written where %q is due", name, h.Name)
 	}
-	if uint64(len(data)) != w.sizes[w.next] {
-		h := w.heads[w.next]
-		return fmt.Errorf("gguf: tensor %q: shape %v of %s needs %d bytes, got %d", name, h.Shape, h.Type, w.sizes[w.next], len(data))
+	if w.part+uint64(len(data)) > w.sizes[w.next] {
+		return fmt.Errorf("gguf: tensor %q: shape %v of %s needs %d bytes, got %d", name, h.Shape, h.Type, w.sizes[w.next], w.part+uint64(len(data)))
 	}
 	w.e.bytes(data)
-	w.e.pad(w.al)
-	w.next++
+	w.part += uint64(len(data))
+	if w.part == w.sizes[w.next] {
+		w.e.pad(w.al)
+		w.next++
+		w.part = 0
+	}
 	if w.e.err != nil {
 		return fmt.Errorf("gguf: %w", w.e.err)
 	}
@@ -346,6 +364,9 @@ func (w *Writer) WriteTensor(name string, data []byte) error {
 // not close the underlying writer.
 func (w *Writer) Close() error {
 	if w.next != len(w.heads) {
+		if w.part > 0 {
+			return fmt.Errorf("gguf: tensor %q has %d of its %d bytes", w.heads[w.next].Name, w.part, w.sizes[w.next])
+		}
 		return fmt.Errorf("gguf: %d of %d tensors written; %q is missing", w.next, len(w.heads), w.heads[w.next].Name)
 	}
 	if w.e.err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/bidora/bidora/safetensors"
 )
@@ -172,6 +174,13 @@ func EncodeQ4_K(vals []float32) ([]byte, error) {
 		return nil, fmt.Errorf("Q4_K needs a multiple of %d values, got %d", QK_K, len(vals))
 	}
 	out := make([]byte, len(vals)/QK_K*Q4_KBlockBytes)
+	parallelBlocks(len(vals)/QK_K, func(b0, b1 int) {
+		encodeQ4_K(out[b0*Q4_KBlockBytes:b1*Q4_KBlockBytes], vals[b0*QK_K:b1*QK_K])
+	})
+	return out, nil
+}
+
+func encodeQ4_K(out []byte, vals []float32) {
 	var (
 		L       [QK_K]uint8
 		aux     [32]uint8
@@ -238,7 +247,6 @@ func EncodeQ4_K(vals []float32) ([]byte, error) {
 			}
 		}
 	}
-	return out, nil
 }
 
 // scaleMinK4 unpacks the 6-bit scale and min of group j (0..7) of a Q4_K
@@ -282,6 +290,13 @@ func EncodeQ6_K(vals []float32) ([]byte, error) {
 		return nil, fmt.Errorf("Q6_K needs a multiple of %d values, got %d", QK_K, len(vals))
 	}
 	out := make([]byte, len(vals)/QK_K*Q6_KBlockBytes)
+	parallelBlocks(len(vals)/QK_K, func(b0, b1 int) {
+		encodeQ6_K(out[b0*Q6_KBlockBytes:b1*Q6_KBlockBytes], vals[b0*QK_K:b1*QK_K])
+	})
+	return out, nil
+}
+
+func encodeQ6_K(out []byte, vals []float32) {
 	var (
 		L      [QK_K]uint8
 		scales [QK_K / 16]float32
@@ -324,7 +339,6 @@ func EncodeQ6_K(vals []float32) ([]byte, error) {
 			}
 		}
 	}
-	return out, nil
 }
 
 // DecodeQ6_K expands Q6_K blocks to float32.
@@ -410,6 +424,26 @@ func DecodeQ5_0(data []byte) ([]float32, error) {
 		}
 	}
 	return out, nil
+}
+
+// parallelBlocks runs fn over [0, n) blocks split into one contiguous range
+// per CPU (one range when n is small).
+func parallelBlocks(n int, fn func(b0, b1 int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/64)
+	if workers <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		b0, b1 := n*w/workers, n*(w+1)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(b0, b1)
+		}()
+	}
+	wg.Wait()
 }
 
 // DecodeTensor expands data of ggml type t to float32 (F32, F16, BF16,

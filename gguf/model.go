@@ -335,14 +335,33 @@ func sortModelTensors(ts []modelTensor) {
 	}
 }
 
+// ModelSource gives WriteModel the values of the HF tensors, a block of
+// rows at a time.
+type ModelSource interface {
+	// Rows returns rows [r0, r1) of the HF tensor name as float32,
+	// row-major, with any adapter already folded in. The slice is only read,
+	// and only until the next call.
+	Rows(name string, r0, r1 int) ([]float32, error)
+	// RawRows returns rows [r0, r1) of name already encoded as ggml type t,
+	// to be copied as they are, or ok false when the tensor must be converted
+	// (stored as another type, or changed by an adapter).
+	RawRows(name string, t TensorType, r0, r1 int) (data []byte, ok bool)
+	// Done is called once rows [r0, r1) of name are written, so that their
+	// memory can be released.
+	Done(name string, r0, r1 int)
+}
+
+// blockValues is about how many values WriteModel converts at a time.
+const blockValues = 1 << 20
+
 // WriteModel writes a whole model as one llama.cpp GGUF file at path,
-// atomically: ModelKVs's metadata, then the tensors of src (see planModel)
-// read one at a time with read, which returns an HF tensor's values as
-// float32 (row-major), with any adapter already folded in. After each tensor
-// is written, done (when not nil) is called with its HF name so that the
-// caller can release its memory. Peak memory is about one tensor in f32 plus
-// its encoding.
-func WriteModel(path string, cfg *modelcfg.Config, v *Vocab, src []SourceTensor, read func(name string) ([]float32, error), done func(name string), opts ModelOptions) (*ModelResult, error) {
+// atomically: ModelKVs's metadata, then the tensors of src (see planModel),
+// their values from from. It streams: a tensor is read, converted and
+// written in blocks of about a million values (whole rows), or copied raw
+// when from has it in the output type, so that peak memory stays near one
+// block plus what from holds (a q or k matrix of the llama architecture,
+// whose rows are permuted per head, is read whole).
+func WriteModel(path string, cfg *modelcfg.Config, v *Vocab, src []SourceTensor, from ModelSource, opts ModelOptions) (*ModelResult, error) {
 	kvs, err := ModelKVs(cfg, v, opts)
 	if err != nil {
 		return nil, err
@@ -367,31 +386,11 @@ func WriteModel(path string, cfg *modelcfg.Config, v *Vocab, src []SourceTensor,
 			return err
 		}
 		for i, t := range plan {
-			vals := t.values
-			if t.source != "" {
-				if vals, err = read(t.source); err != nil {
-					return err
-				}
-			}
-			if n := numel(t.head.Shape); len(vals) != n {
-				return fmt.Errorf("gguf: %s: got %d values for shape %v", t.source, len(vals), t.head.Shape)
-			}
-			if t.heads > 0 {
-				if vals, err = permuteRows(vals, t.head.Shape[0], numel(t.head.Shape[1:]), t.heads); err != nil {
-					return fmt.Errorf("gguf: %s: %w", t.source, err)
-				}
-			}
-			data, err := EncodeTensor(vals, t.head.Type)
+			n, err := writeModelTensor(sw, t, from)
 			if err != nil {
-				return fmt.Errorf("gguf: %s: %w", t.head.Name, err)
-			}
-			if err := sw.WriteTensor(t.head.Name, data); err != nil {
 				return err
 			}
-			res.Bytes += int64(len(data))
-			if done != nil && t.source != "" {
-				done(t.source)
-			}
+			res.Bytes += n
 			if opts.Progress != nil {
 				opts.Progress(i+1, len(plan))
 			}
@@ -402,6 +401,58 @@ func WriteModel(path string, cfg *modelcfg.Config, v *Vocab, src []SourceTensor,
 		return nil, err
 	}
 	return res, nil
+}
+
+// writeModelTensor writes one planned tensor in blocks of rows and returns
+// its size in bytes.
+func writeModelTensor(sw *Writer, t modelTensor, from ModelSource) (int64, error) {
+	name := t.head.Name
+	if t.source == "" {
+		data, err := EncodeTensor(t.values, t.head.Type)
+		if err != nil {
+			return 0, fmt.Errorf("gguf: %s: %w", name, err)
+		}
+		return int64(len(data)), sw.WriteTensor(name, data)
+	}
+	rows, cols := t.head.Shape[0], numel(t.head.Shape[1:])
+	if len(t.head.Shape) == 1 {
+		rows, cols = 1, t.head.Shape[0]
+	}
+	step := max(1, blockValues/cols)
+	if t.heads > 0 {
+		step = rows // the permutation moves rows across the whole matrix
+	}
+	var n int64
+	for r0 := 0; r0 < rows; r0 += step {
+		r1 := min(rows, r0+step)
+		data, ok := []byte(nil), false
+		if t.heads == 0 {
+			data, ok = from.RawRows(t.source, t.head.Type, r0, r1)
+		}
+		if !ok {
+			vals, err := from.Rows(t.source, r0, r1)
+			if err != nil {
+				return 0, err
+			}
+			if len(vals) != (r1-r0)*cols {
+				return 0, fmt.Errorf("gguf: %s: got %d values for rows %d to %d of shape %v", t.source, len(vals), r0, r1, t.head.Shape)
+			}
+			if t.heads > 0 {
+				if vals, err = permuteRows(vals, rows, cols, t.heads); err != nil {
+					return 0, fmt.Errorf("gguf: %s: %w", t.source, err)
+				}
+			}
+			if data, err = EncodeTensor(vals, t.head.Type); err != nil {
+				return 0, fmt.Errorf("gguf: %s: %w", name, err)
+			}
+		}
+		if err := sw.WriteTensorPart(name, data); err != nil {
+			return 0, err
+		}
+		n += int64(len(data))
+		from.Done(t.source, r0, r1)
+	}
+	return n, nil
 }
 
 func numel(shape []int) int {

@@ -2,7 +2,9 @@ package merge
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/bidora/bidora/gguf"
@@ -80,36 +82,8 @@ func ExportGGUF(ctx context.Context, baseDir, adapterDir, path string, opts GGUF
 			}
 		}
 	}
-	read := func(name string) ([]float32, error) {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		vals, err := base.Float32(name)
-		if err != nil {
-			return nil, fmt.Errorf("base model %s: %s: %w", baseDir, name, err)
-		}
-		var m *Module
-		if ad != nil {
-			m = ad.Module(name)
-		}
-		if m == nil {
-			return vals, nil
-		}
-		if info, _ := base.Info(name); info.DType == safetensors.F32 {
-			vals = slices.Clone(vals) // a view of the read-only file
-		}
-		if err := m.Apply(vals); err != nil {
-			return nil, err
-		}
-		res.Merged++
-		return vals, nil
-	}
-	done := func(name string) {
-		if raw, err := base.Bytes(name); err == nil {
-			release(raw)
-		}
-	}
-	mr, err := gguf.WriteModel(path, cfg, vocab, src, read, done, gguf.ModelOptions{Type: opts.Type, Mix: opts.Mix, Name: opts.Name, Progress: opts.Progress})
+	from := &ggufSource{ctx: ctx, dir: baseDir, base: base, ad: ad, res: res}
+	mr, err := gguf.WriteModel(path, cfg, vocab, src, from, gguf.ModelOptions{Type: opts.Type, Mix: opts.Mix, Name: opts.Name, Progress: opts.Progress})
 	if err != nil {
 		return nil, err
 	}
@@ -118,4 +92,129 @@ func ExportGGUF(ctx context.Context, baseDir, adapterDir, path string, opts GGUF
 		return nil, fmt.Errorf("internal error: merged %d of %d adapted weights", res.Merged, len(ad.Modules))
 	}
 	return res, nil
+}
+
+// ggufSource is ExportGGUF's gguf.ModelSource: rows of the memory-mapped
+// base converted a block at a time (or handed over raw when already in the
+// output type), and an adapted weight merged whole in float32 when first
+// asked for and kept until its last rows are written.
+type ggufSource struct {
+	ctx    context.Context
+	dir    string
+	base   *safetensors.Model
+	ad     *Adapter
+	res    *GGUFResult
+	merged map[string][]float32
+	buf    []float32
+}
+
+// rowBytes is the mapped bytes of rows [r0, r1) of name and its dtype.
+func (s *ggufSource) rowBytes(name string, r0, r1 int) ([]byte, safetensors.DType, error) {
+	info, _ := s.base.Info(name)
+	raw, err := s.base.Bytes(name)
+	if err != nil {
+		return nil, "", fmt.Errorf("base model %s: %s: %w", s.dir, name, err)
+	}
+	cols := 1
+	if len(info.Shape) > 1 {
+		for _, d := range info.Shape[1:] {
+			cols *= d
+		}
+	} else if len(info.Shape) == 1 {
+		cols = info.Shape[0] // a vector is one row
+	}
+	es := info.DType.Size()
+	return raw[r0*cols*es : r1*cols*es], info.DType, nil
+}
+
+func (s *ggufSource) module(name string) *Module {
+	if s.ad == nil {
+		return nil
+	}
+	return s.ad.Module(name)
+}
+
+func (s *ggufSource) Rows(name string, r0, r1 int) ([]float32, error) {
+	if err := s.ctx.Err(); err != nil {
+		return nil, err
+	}
+	if m := s.module(name); m != nil {
+		w, ok := s.merged[name]
+		if !ok {
+			vals, err := s.base.Float32(name)
+			if err != nil {
+				return nil, fmt.Errorf("base model %s: %s: %w", s.dir, name, err)
+			}
+			w = vals
+			if info, _ := s.base.Info(name); info.DType == safetensors.F32 {
+				w = slices.Clone(vals) // a view of the read-only file
+			}
+			if err := m.Apply(w); err != nil {
+				return nil, err
+			}
+			if s.merged == nil {
+				s.merged = map[string][]float32{}
+			}
+			s.merged[name] = w
+			s.res.Merged++
+		}
+		return w[r0*m.In : r1*m.In], nil
+	}
+	raw, dt, err := s.rowBytes(name, r0, r1)
+	if err != nil {
+		return nil, err
+	}
+	n := len(raw) / dt.Size()
+	if cap(s.buf) < n {
+		s.buf = make([]float32, n)
+	}
+	out := s.buf[:n]
+	le := binary.LittleEndian
+	switch dt {
+	case safetensors.F32:
+		for i := range out {
+			out[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
+		}
+	case safetensors.BF16:
+		for i := range out {
+			out[i] = safetensors.BF16ToF32(le.Uint16(raw[2*i:]))
+		}
+	case safetensors.F16:
+		for i := range out {
+			out[i] = safetensors.F16ToF32(le.Uint16(raw[2*i:]))
+		}
+	case safetensors.F64:
+		for i := range out {
+			out[i] = float32(math.Float64frombits(le.Uint64(raw[8*i:])))
+		}
+	default:
+		return nil, fmt.Errorf("base model %s: %s has dtype %s; want a float tensor", s.dir, name, dt)
+	}
+	return out, nil
+}
+
+// sameType pairs the safetensors dtypes that are byte for byte a ggml type.
+var sameType = map[safetensors.DType]gguf.TensorType{safetensors.F32: gguf.F32, safetensors.F16: gguf.F16, safetensors.BF16: gguf.BF16}
+
+func (s *ggufSource) RawRows(name string, t gguf.TensorType, r0, r1 int) ([]byte, bool) {
+	if s.module(name) != nil {
+		return nil, false
+	}
+	info, _ := s.base.Info(name)
+	if tt, ok := sameType[info.DType]; !ok || tt != t {
+		return nil, false
+	}
+	raw, _, err := s.rowBytes(name, r0, r1)
+	return raw, err == nil
+}
+
+func (s *ggufSource) Done(name string, r0, r1 int) {
+	if m := s.module(name); m != nil {
+		if r1 == m.Out {
+			delete(s.merged, name)
+		}
+	}
+	if raw, _, err := s.rowBytes(name, r0, r1); err == nil {
+		release(raw)
+	}
 }
