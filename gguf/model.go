@@ -1,6 +1,7 @@
 package gguf
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,6 +33,9 @@ type ModelOptions struct {
 	Alignment uint32
 	// Progress, when set, is called after each tensor is written.
 	Progress func(done, total int)
+	// BlockValues is about how many values are converted at a time (whole
+	// rows; 0: about a million).
+	BlockValues int
 }
 
 // SourceTensor is a tensor of the HF checkpoint: its name and row-major shape.
@@ -351,7 +355,8 @@ type ModelSource interface {
 	Done(name string, r0, r1 int)
 }
 
-// blockValues is about how many values WriteModel converts at a time.
+// blockValues is about how many values WriteModel converts at a time by
+// default.
 const blockValues = 1 << 20
 
 // WriteModel writes a whole model as one llama.cpp GGUF file at path,
@@ -386,7 +391,7 @@ func WriteModel(path string, cfg *modelcfg.Config, v *Vocab, src []SourceTensor,
 			return err
 		}
 		for i, t := range plan {
-			n, err := writeModelTensor(sw, t, from)
+			n, err := writeModelTensor(sw, t, from, cmp.Or(opts.BlockValues, blockValues))
 			if err != nil {
 				return err
 			}
@@ -405,7 +410,7 @@ func WriteModel(path string, cfg *modelcfg.Config, v *Vocab, src []SourceTensor,
 
 // writeModelTensor writes one planned tensor in blocks of rows and returns
 // its size in bytes.
-func writeModelTensor(sw *Writer, t modelTensor, from ModelSource) (int64, error) {
+func writeModelTensor(sw *Writer, t modelTensor, from ModelSource, block int) (int64, error) {
 	name := t.head.Name
 	if t.source == "" {
 		data, err := EncodeTensor(t.values, t.head.Type)
@@ -418,7 +423,7 @@ func writeModelTensor(sw *Writer, t modelTensor, from ModelSource) (int64, error
 	if len(t.head.Shape) == 1 {
 		rows, cols = 1, t.head.Shape[0]
 	}
-	step := max(1, blockValues/cols)
+	step := max(1, block/cols)
 	if t.heads > 0 {
 		step = rows // the permutation moves rows across the whole matrix
 	}

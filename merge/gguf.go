@@ -23,6 +23,9 @@ type GGUFOptions struct {
 	Name string
 	// Progress, if not nil, is called after each tensor is written.
 	Progress func(done, total int)
+	// BlockValues is about how many values are converted at a time (0:
+	// about a million; see gguf.ModelOptions).
+	BlockValues int
 }
 
 // GGUFResult describes a written GGUF model.
@@ -83,7 +86,7 @@ func ExportGGUF(ctx context.Context, baseDir, adapterDir, path string, opts GGUF
 		}
 	}
 	from := &ggufSource{ctx: ctx, dir: baseDir, base: base, ad: ad, res: res}
-	mr, err := gguf.WriteModel(path, cfg, vocab, src, from, gguf.ModelOptions{Type: opts.Type, Mix: opts.Mix, Name: opts.Name, Progress: opts.Progress})
+	mr, err := gguf.WriteModel(path, cfg, vocab, src, from, gguf.ModelOptions{Type: opts.Type, Mix: opts.Mix, Name: opts.Name, Progress: opts.Progress, BlockValues: opts.BlockValues})
 	if err != nil {
 		return nil, err
 	}
