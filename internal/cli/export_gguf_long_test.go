@@ -23,6 +23,7 @@ import (
 type llamaCppResult struct {
 	Score    *llamaCppScore `json:"score"`
 	Arch     string         `json:"arch"`
+	Type     string         `json:"type"`
 	AddBOS   bool           `json:"add_bos"`
 	BOS      *int           `json:"bos"`
 	EOS      *int           `json:"eos"`
@@ -299,7 +300,10 @@ func TestGGUFExportLlamaCpp(t *testing.T) {
 					path := exportGGUF(t, c.dir, "", dt.name)
 					r := runLlamaCpp(t, map[string]any{"model": path, "prompt": ids})
 					d := logitsDiff(t, last, r.LogProbs)
-					t.Logf("%s: logits max-abs-normalised difference %.3g", dt.name, d)
+					t.Logf("%s (llama.cpp: %s): logits max-abs-normalised difference %.3g", dt.name, r.Type, d)
+					if dt.name == "q4_k_m" && !strings.Contains(r.Type, "Q4_K - Medium") {
+						t.Errorf("llama.cpp describes the q4_k_m file as %q, want Q4_K - Medium", r.Type)
+					}
 					if d > dt.tol {
 						t.Errorf("%s: llama.cpp's logits differ from bidora's f32 logits by %.3g relative, want ≤ %g", dt.name, d, dt.tol)
 					}

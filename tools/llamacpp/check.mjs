@@ -18,6 +18,7 @@
 //   "logprobs": [...],                // log-softmax of the logits after the prompt's last token
 //   "greedy": [...],                  // greedy continuation (stops early only at the context's end)
 //   "add_bos": true, "bos": 1, "eos": 2, "vocab": "...", "arch": "...",
+//   "type": "llama ?B Q4_K - Medium",  // llama.cpp's description of the model
 //   "score": {"tokens": n, "ppl": ..., "ref_ppl": ..., "kl": ..., "kl_max": ..., "top1": ...}
 // }
 //
@@ -97,6 +98,7 @@ const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLeve
 const model = await llama.loadModel({modelPath: req.model, gpuLayers: 0});
 const out = {
     arch: model.fileInfo.metadata.general.architecture,
+    type: model.typeDescription,
     vocab: String(model.vocabularyType),
     add_bos: model.tokens.shouldPrependBosToken,
     bos: model.tokens.bos,
