@@ -14,8 +14,8 @@ import (
 // CPUs with AVX512_BF16 it runs at twice the f32 rate). Norms, softmax, the loss, the
 // adapter's own products, every gradient and the optimiser stay f32. ComputeF32, and
 // the zero value "", is the f32 path exactly. ComputeAuto picks bf16 where the CPU has
-// native bf16 dot products (kernels.NativeBF16) and f32 elsewhere (the CLI's default). Quantised projections (NF4, INT8)
-// keep their own kernels whatever Compute says.
+// native bf16 dot products (kernels.NativeBF16) and f32 elsewhere (the CLI's default).
+// Quantised projections (NF4, INT8) dequantise their tiles into the same bf16 kernels.
 type Compute string
 
 const (

@@ -13,10 +13,10 @@ import (
 // memory-mapped file. A quantised weight is never expanded to full precision: its
 // GEMMs dequantise tile by tile and Row decodes one row.
 //
-// With BF16Compute set, the products of a bf16 or f32 weight (MulNT, MulNN) round the
-// activation operand to bf16 and accumulate bf16 pair products in f32 (package
-// kernels' bf16-compute GEMMs, as bf16 autocast does); quantised weights and Row/At
-// are unaffected.
+// With BF16Compute set, the products (MulNT, MulNN) round the activation operand to
+// bf16 and accumulate bf16 pair products in f32 (package kernels' bf16-compute GEMMs,
+// as bf16 autocast does); a quantised weight dequantises its tiles into them
+// (quant.BF16Computer). Row and At are unaffected.
 type Weight struct {
 	Rows, Cols  int
 	F32         []float32
@@ -84,6 +84,10 @@ func (w *Weight) Bytes() int64 {
 func (w *Weight) MulNT(y, x []float32, m int, accumulate bool) {
 	switch {
 	case w.Q != nil:
+		if bq, ok := w.Q.(quant.BF16Computer); ok && w.BF16Compute {
+			bq.MulNTBF16(y, x, m, accumulate)
+			return
+		}
 		w.Q.MulNT(y, x, m, accumulate)
 	case w.BF16Compute && w.BF16 != nil:
 		kernels.MatMulNTBF16Compute(y, x, w.BF16, m, w.Rows, w.Cols, accumulate)
@@ -100,6 +104,10 @@ func (w *Weight) MulNT(y, x []float32, m int, accumulate bool) {
 func (w *Weight) MulNN(dx, dy []float32, m int, accumulate bool) {
 	switch {
 	case w.Q != nil:
+		if bq, ok := w.Q.(quant.BF16Computer); ok && w.BF16Compute {
+			bq.MulNNBF16(dx, dy, m, accumulate)
+			return
+		}
 		w.Q.MulNN(dx, dy, m, accumulate)
 	case w.BF16Compute && w.BF16 != nil:
 		kernels.MatMulNNBF16Compute(dx, dy, w.BF16, m, w.Rows, w.Cols, accumulate)
