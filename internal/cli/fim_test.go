@@ -212,6 +212,12 @@ func TestFIMEndToEndQwen(t *testing.T) {
 // example's prefix and suffix. Generation must write the middle, stop at ▁<EOT> (the
 // end-of-middle token, which is not this model's EOS </s>) and print only the middle,
 // leading spaces kept; eval --fim then scores the memorised spans.
+// stopDoc's FIM example under --seed 4 has the middle "    return a + b\n\ndef mul(x, ":
+// leading spaces (which CodeLlama's decoder would drop) and no long run of one token.
+// With these settings the memorised middle came out exactly for each of 17 model seeds
+// tried (5–21), so the check does not hang on one lucky initialisation.
+const stopDoc = "def add(a, b):\n    return a + b\n\ndef mul(x, y):\n    return x * y\n"
+
 func TestFIMEndToEndStopsAtEndOfMiddle(t *testing.T) {
 	fakeHardware(t, 22)
 	t.Setenv("HF_HUB_OFFLINE", "1")
@@ -230,18 +236,18 @@ func TestFIMEndToEndStopsAtEndOfMiddle(t *testing.T) {
 	// HF's init (normal(0, 0.02)) bounds the tied logits of a 32-wide model to about
 	// ±0.6, too flat for greedy decoding to follow what a LoRA learns: scale the
 	// embedding.
-	scaleTensor(t, filepath.Join(dir, "model.safetensors"), "model.embed_tokens.weight", 10)
-	data := writeData(t, "d.jsonl", `{"text":`+jsonString(fimDoc)+`}`+"\n")
+	scaleTensor(t, filepath.Join(dir, "model.safetensors"), "model.embed_tokens.weight", 20)
+	data := writeData(t, "d.jsonl", `{"text":`+jsonString(stopDoc)+`}`+"\n")
 	out := filepath.Join(t.TempDir(), "out")
 	code, stdout, stderr := run(t, "train", "--model", dir, "--train-file", data, "--val-split", "0", "--fim-rate", "1",
-		"--fim-loss", "middle", "--max-steps", "300", "--lr", "1e-2", "--warmup-steps", "0", "--rank", "16", "--alpha", "32", "--dropout", "0",
+		"--fim-loss", "middle", "--max-steps", "500", "--lr", "5e-3", "--warmup-steps", "0", "--rank", "16", "--alpha", "32", "--dropout", "0",
 		"--targets", "all-linear", "--batch-size", "1", "--grad-accum", "1", "--max-seq-len", "128", "--seed", "4", "--output", out)
 	if code != ExitOK || !strings.Contains(stderr, "1 rows, 1 as fill-in-the-middle (codellama tokens, psm, loss on middle)") {
 		t.Fatalf("train: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	r := rand.New(rand.NewPCG(4^fimStream, 0))
 	r.Float64()
-	prefix, middle, suffix := fim.Split(fimDoc, r)
+	prefix, middle, suffix := fim.Split(stopDoc, r)
 	pre, suf := writeData(t, "pre.txt", prefix), writeData(t, "suf.txt", suffix)
 	code, stdout, stderr = run(t, "generate", "--model", dir, "--adapter", out, "--prefix-file", pre, "--suffix-file", suf,
 		"--max-new-tokens", "60", "--json")
