@@ -65,9 +65,10 @@ var armParts = map[[2]uint64]coreFMA{
 	{0x41, 0xd82}: {"Arm Cortex-X4", 4, 128, ""},
 }
 
-// PeakFLOPsPerCycle identifies this machine's core (from /proc/cpuinfo on Linux, from
-// the OS on macOS, else from CPU features alone) and returns its expected f32 peak for
-// the active kernel set, with the clock where the OS reports one.
+// PeakFLOPsPerCycle identifies this machine's core (from /proc/cpuinfo on Linux; on
+// macOS/arm64 it is taken to be an Apple P-core; elsewhere from CPU features alone) and
+// returns its expected f32 peak for the active kernel set, with the clock where the
+// OS reports one (Linux).
 func PeakFLOPsPerCycle() Peak {
 	info, _ := os.ReadFile("/proc/cpuinfo") // absent outside Linux: features decide
 	p := peakFor(runtime.GOOS, runtime.GOARCH, string(info), Impl(),
