@@ -41,15 +41,17 @@ var (
 
 `, "<|eot_id|>"}
 
-	// Llama 2 puts the system prompt in <<SYS>> inside the first [INST].
+	// Llama 2 puts the system prompt in <<SYS>> inside the first [INST] and
+	// ends each exchange with EOS, the next starting with BOS (the first BOS
+	// is llama.cpp's).
 	llama2Template = ollamaChat{"Llama 2 [INST] <<SYS>>", `{{- $first := true }}
 {{- range .Messages }}
-{{- if eq .Role "user" }}[INST] {{ if and $first $.System }}<<SYS>>
+{{- if eq .Role "user" }}{{ if not $first }}<s>{{ end }}[INST] {{ if and $first $.System }}<<SYS>>
 {{ $.System }}
 <</SYS>>
 
 {{ end }}{{ .Content }} [/INST]{{ $first = false }}
-{{- else if eq .Role "assistant" }} {{ .Content }}</s>
+{{- else if eq .Role "assistant" }} {{ .Content }} </s>
 {{- end }}
 {{- end }}`, ""}
 

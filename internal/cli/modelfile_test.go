@@ -40,7 +40,7 @@ func TestOllamaTemplateFor(t *testing.T) {
 		{"llama3", "{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\n\n' + m['content'] + '<|eot_id|>' }}", "Llama 3",
 			"<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nSort a list<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
 		{"llama2", "{{ bos_token + '[INST] ' + '<<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + content + ' [/INST]' }}", "Llama 2 [INST] <<SYS>>",
-			"[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello.</s>[INST] Sort a list [/INST]"},
+			"[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] Sort a list [/INST]"},
 		{"mistral", "{{ '[INST] ' + message['content'] + '[/INST]' }}", "Mistral [INST]",
 			"[INST] Be brief.\n\nHi[/INST] Hello.</s>[INST] Sort a list[/INST]"},
 		{"unknown", "{% for m in messages %}### {{ m.role }}: {{ m.content }}{% endfor %}", "", "Sort a list"},
