@@ -85,6 +85,18 @@ func ollamaTemplateFor(chatTemplate string) (c ollamaChat, ok bool) {
 	return ollamaChat{}, false
 }
 
+// defaultSystem finds the system prompt a ChatML template writes when the
+// conversation has none (Qwen2.5's '<|im_start|>system\nYou are …<|im_end|>\n'
+// as one string literal), or "".
+var defaultSystemRE = regexp.MustCompile(`['"]<\|im_start\|>system\\n([^'"{}\\]+)<\|im_end\|>`)
+
+func defaultSystem(chatTemplate string) string {
+	if m := defaultSystemRE.FindStringSubmatch(chatTemplate); m != nil {
+		return strings.TrimSpace(m[1])
+	}
+	return ""
+}
+
 // modelfileInput is what a Modelfile is made of.
 type modelfileInput struct {
 	GGUF          string   // the GGUF file's name, relative to the Modelfile
@@ -119,7 +131,12 @@ func ollamaModelfile(in modelfileInput) (text, note string) {
 	if note != "" {
 		fmt.Fprintf(&b, "# note: %s\n", note)
 	}
-	fmt.Fprintf(&b, "TEMPLATE \"\"\"%s\"\"\"\n\n", chat.template)
+	fmt.Fprintf(&b, "TEMPLATE \"\"\"%s\"\"\"\n", chat.template)
+	if sys := defaultSystem(in.ChatTemplate); ok && chat.endOfTurn == "<|im_end|>" && sys != "" {
+		// The template's own default, which Ollama's .System would replace.
+		fmt.Fprintf(&b, "SYSTEM %s\n", strconv.Quote(sys))
+	}
+	b.WriteString("\n")
 	seen := map[string]bool{}
 	for _, s := range stops {
 		if s == "" || seen[s] {

@@ -111,6 +111,21 @@ func TestOllamaTemplateShared(t *testing.T) {
 	}
 }
 
+// A ChatML template's default system prompt (as Qwen2.5 writes one) becomes
+// the Modelfile's SYSTEM.
+func TestOllamaDefaultSystem(t *testing.T) {
+	tmpl := "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}" +
+		"{%- else %}{{- '<|im_start|>system\\nYou are a careful coding assistant.<|im_end|>\\n' }}{%- endif %}"
+	text, _ := ollamaModelfile(modelfileInput{GGUF: "m.gguf", ChatTemplate: tmpl})
+	if !strings.Contains(text, `SYSTEM "You are a careful coding assistant."`) {
+		t.Errorf("no SYSTEM line:\n%s", text)
+	}
+	text, _ = ollamaModelfile(modelfileInput{GGUF: "m.gguf", ChatTemplate: "<|im_start|>{{ m.role }}\\n{{ m.content }}<|im_end|>"})
+	if strings.Contains(text, "SYSTEM") {
+		t.Errorf("a SYSTEM line without a default system prompt:\n%s", text)
+	}
+}
+
 func TestOllamaName(t *testing.T) {
 	for in, want := range map[string]string{"out/My Model-Q4_K_M.gguf": "my-model-q4_k_m", "x.gguf": "x", "/tmp/.gguf": "model", "a+b.GGUF": "a-b"} {
 		if got := ollamaName(in); got != want {
