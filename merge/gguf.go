@@ -37,9 +37,10 @@ type GGUFResult struct {
 
 // ExportGGUF writes the model in baseDir, with the adapter in adapterDir
 // folded in when adapterDir is not empty, as one llama.cpp GGUF file at
-// path (see gguf.WriteModel), streaming as Merge does: the base is
-// memory-mapped and read one tensor at a time, the adapter folded into that
-// tensor in float32, and its mapped pages released once written.
+// path (see gguf.WriteModel), streaming: the base is memory-mapped and
+// converted a block of rows at a time (or copied raw when already in the
+// output type), an adapted weight is merged whole in float32 when reached,
+// and mapped pages are released as their rows are written.
 func ExportGGUF(ctx context.Context, baseDir, adapterDir, path string, opts GGUFOptions) (*GGUFResult, error) {
 	cfg, err := modelcfg.Load(baseDir)
 	if err != nil {
