@@ -35,6 +35,22 @@ func checkLen(op string, a []float32, na int, b []float32, nb int) {
 	}
 }
 
+// noProduct handles the empty cases of y[m, n] (+)= x[m, k]·Wᵀ: no rows or columns
+// (nothing to do), or k = 0 (y is zero unless accumulating). It reports whether y is
+// done.
+func noProduct(y []float32, m, n, k int, acc bool) bool {
+	if m <= 0 || n <= 0 {
+		return true
+	}
+	if k == 0 {
+		if !acc {
+			clear(y[:m*n])
+		}
+		return true
+	}
+	return false
+}
+
 // roundTile returns a tile extent near target, a multiple of unit, at least unit, at
 // most limit.
 func roundTile(target, unit, limit int) int {
@@ -42,16 +58,22 @@ func roundTile(target, unit, limit int) int {
 	return min(t, limit)
 }
 
+// gemmFunc is a panel product: kernels.MatMulNT/MatMulNN or their bf16-compute forms.
+type gemmFunc func(c, a, w []float32, m, n, k int, acc bool)
+
 func mulNT(w ranged, y, x []float32, m int, acc bool) {
+	mulNTWith(w, y, x, m, acc, kernels.MatMulNT)
+}
+
+func mulNN(w ranged, dx, dy []float32, m int, acc bool) {
+	mulNNWith(w, dx, dy, m, acc, kernels.MatMulNN)
+}
+
+// mulNTWith is mulNT with the panel product mm (Y[m×rows] = X·Pᵀ).
+func mulNTWith(w ranged, y, x []float32, m int, acc bool, mm gemmFunc) {
 	n, k := w.Shape()
 	checkLen("MulNT", y, m*n, x, m*k)
-	if m <= 0 || n <= 0 {
-		return
-	}
-	if k == 0 {
-		if !acc {
-			clear(y[:m*n])
-		}
+	if noProduct(y, m, n, k, acc) {
 		return
 	}
 	nt := roundTile(panelFloats/k, 16, n)
@@ -64,16 +86,15 @@ func mulNT(w ranged, y, x []float32, m int, acc bool) {
 		}
 		for t := lo; t < hi; t++ {
 			j0 := t * nt
-			j1 := min(n, j0+nt)
-			rows := j1 - j0
+			rows := min(n, j0+nt) - j0
 			p := (*panel)[:rows*k]
 			w.DequantizeRange(p, j0*k)
 			if ytmp == nil { // y's columns j0..j1 are contiguous
-				kernels.MatMulNT(y[j0:], x, p, m, rows, k, acc)
+				mm(y[j0:], x, p, m, rows, k, acc)
 				continue
 			}
 			yt := (*ytmp)[:m*rows]
-			kernels.MatMulNT(yt, x, p, m, rows, k, false)
+			mm(yt, x, p, m, rows, k, false)
 			scatterCols(y, n, j0, yt, rows, m, acc)
 		}
 		kernels.ReleaseScratch(panel)
@@ -83,16 +104,11 @@ func mulNT(w ranged, y, x []float32, m int, acc bool) {
 	})
 }
 
-func mulNN(w ranged, dx, dy []float32, m int, acc bool) {
+// mulNNWith is mulNN with the panel product mm (dX[m×cw] = dY·P).
+func mulNNWith(w ranged, dx, dy []float32, m int, acc bool, mm gemmFunc) {
 	n, k := w.Shape()
 	checkLen("MulNN", dx, m*k, dy, m*n)
-	if m <= 0 || k <= 0 {
-		return
-	}
-	if n == 0 {
-		if !acc {
-			clear(dx[:m*k])
-		}
+	if noProduct(dx, m, k, n, acc) { // dX is m×k, the sum runs over W's n rows
 		return
 	}
 	ct := roundTile(panelFloats/n, 32, k)
@@ -105,18 +121,17 @@ func mulNN(w ranged, dx, dy []float32, m int, acc bool) {
 		}
 		for s := lo; s < hi; s++ {
 			c0 := s * ct
-			c1 := min(k, c0+ct)
-			cw := c1 - c0
+			cw := min(k, c0+ct) - c0
 			p := (*panel)[:n*cw]
 			for r := range n {
 				w.DequantizeRange(p[r*cw:(r+1)*cw], r*k+c0)
 			}
 			if dtmp == nil {
-				kernels.MatMulNN(dx[c0:], dy, p, m, n, cw, acc)
+				mm(dx[c0:], dy, p, m, n, cw, acc)
 				continue
 			}
 			dt := (*dtmp)[:m*cw]
-			kernels.MatMulNN(dt, dy, p, m, n, cw, false)
+			mm(dt, dy, p, m, n, cw, false)
 			scatterCols(dx, k, c0, dt, cw, m, acc)
 		}
 		kernels.ReleaseScratch(panel)

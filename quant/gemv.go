@@ -41,13 +41,7 @@ type (
 func (w *NF4) gemvNF4(y, x []float32, m int, acc bool) {
 	n, k := w.Rows, w.Cols
 	checkLen("MulNT", y, m*n, x, m*k)
-	if m <= 0 || n <= 0 {
-		return
-	}
-	if k == 0 {
-		if !acc {
-			clear(y[:m*n])
-		}
+	if noProduct(y, m, n, k, acc) {
 		return
 	}
 	bs := w.BlockSize
@@ -170,13 +164,7 @@ func nf4DotGo(data []byte, pos int, x []float32, code *[16]float32) float32 {
 func (w *Int8) gemvInt8(y, x []float32, m int, acc bool) {
 	n, k := w.Rows, w.Cols
 	checkLen("MulNT", y, m*n, x, m*k)
-	if m <= 0 || n <= 0 {
-		return
-	}
-	if k == 0 {
-		if !acc {
-			clear(y[:m*n])
-		}
+	if noProduct(y, m, n, k, acc) {
 		return
 	}
 	kern := activeDec.i8Gemv
