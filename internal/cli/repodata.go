@@ -231,21 +231,8 @@ type dryRunReport struct {
 // runDryRun loads the tokenizer and the data as training would, prints the files,
 // the split and the report, and stops before the weights are loaded.
 func runDryRun(ctx context.Context, stdio *IO, cfg *config.Train, asJSON bool) error {
-	r := &trainRun{cfg: cfg}
-	var err error
-	if r.dir, err = resolveModelDir(ctx, stdio, "--model", cfg.Model); err != nil {
-		return err
-	}
-	if r.mc, err = modelcfg.Load(r.dir); err != nil {
-		return fmt.Errorf("--model %s: %w", cfg.Model, err)
-	}
-	if r.pipe, err = newTextPipeline(r.dir, r.mc, cfg.Template, cfg.TrainOnPrompt, cfg.MaxSeqLen); err != nil {
-		return err
-	}
-	if err := r.pipe.enableFIM(cfg, r.mc); err != nil {
-		return err
-	}
-	if err := r.loadData(ctx, stdio); err != nil {
+	r, err := prepareRun(ctx, stdio, cfg)
+	if err != nil {
 		return err
 	}
 	out := r.dryRunReport()

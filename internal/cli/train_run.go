@@ -93,20 +93,8 @@ func runTraining(ctx context.Context, stdio *IO, cfg *config.Train, header []str
 	if cfg.Threads > 0 {
 		kernels.SetThreads(cfg.Threads)
 	}
-	r := &trainRun{cfg: cfg}
-	if r.dir, err = resolveModelDir(ctx, stdio, "--model", cfg.Model); err != nil {
-		return err
-	}
-	if r.mc, err = modelcfg.Load(r.dir); err != nil {
-		return fmt.Errorf("--model %s: %w", cfg.Model, err)
-	}
-	if r.pipe, err = newTextPipeline(r.dir, r.mc, cfg.Template, cfg.TrainOnPrompt, cfg.MaxSeqLen); err != nil {
-		return err
-	}
-	if err := r.pipe.enableFIM(cfg, r.mc); err != nil {
-		return err
-	}
-	if err := r.loadData(ctx, stdio); err != nil {
+	r, err := prepareRun(ctx, stdio, cfg)
+	if err != nil {
 		return err
 	}
 	if err := r.loadModel(ctx, stdio); err != nil {
@@ -128,6 +116,30 @@ func runTraining(ctx context.Context, stdio *IO, cfg *config.Train, header []str
 		return trainError(err)
 	}
 	return r.summary(stdio, res, time.Since(start))
+}
+
+// prepareRun does what training and --dry-run share: it finds the model, loads its
+// config.json and tokenizer (with fill-in-the-middle if asked) and reads and encodes
+// the data; the weights are not loaded.
+func prepareRun(ctx context.Context, stdio *IO, cfg *config.Train) (*trainRun, error) {
+	r := &trainRun{cfg: cfg}
+	var err error
+	if r.dir, err = resolveModelDir(ctx, stdio, "--model", cfg.Model); err != nil {
+		return nil, err
+	}
+	if r.mc, err = modelcfg.Load(r.dir); err != nil {
+		return nil, fmt.Errorf("--model %s: %w", cfg.Model, err)
+	}
+	if r.pipe, err = newTextPipeline(r.dir, r.mc, cfg.Template, cfg.TrainOnPrompt, cfg.MaxSeqLen); err != nil {
+		return nil, err
+	}
+	if err := r.pipe.enableFIM(cfg, r.mc); err != nil {
+		return nil, err
+	}
+	if err := r.loadData(ctx, stdio); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // resolveResume turns --resume (a checkpoint, the output directory or "latest") into
