@@ -246,22 +246,7 @@ func TestGGUFExportLlamaCpp(t *testing.T) {
 			if c.adapter != "" {
 				args = append(args, "--adapter", c.adapter)
 			}
-			code, stdout, stderr := runCLI(t, "", args...)
-			if code != 0 {
-				t.Fatalf("generate exit %d: %s", code, stderr)
-			}
-			var gen generateResult
-			if err := json.Unmarshal([]byte(stdout), &gen); err != nil {
-				t.Fatal(err)
-			}
-			greedy := res.Greedy
-			if i := slices.IndexFunc(greedy, func(id int) bool { return slices.Contains(sp.EndOfTurn, id) }); i >= 0 {
-				greedy = greedy[:i]
-			}
-			// The continuation's text as generate prints it: the decoded
-			// prompt and continuation less the decoded prompt (SentencePiece
-			// decoders drop a leading space only at the start of a text).
-			text, _ := strings.CutPrefix(tok.Decode(append(slices.Clone(ids), greedy...), true), tok.Decode(ids, true))
+			greedy, text, gen := greedyAndGenerate(t, args, res.Greedy, tok, ids, sp.EndOfTurn)
 			if c.nearTies {
 				t.Logf("greedy (not compared: near-tied logits of random weights): llama.cpp %q, bidora %q", text, gen.Text)
 			} else if gen.Tokens != len(greedy) || gen.Text != text {
@@ -316,4 +301,27 @@ func TestGGUFExportLlamaCpp(t *testing.T) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// greedyAndGenerate runs bidora generate with args (which ask for --json) and returns
+// llama.cpp's greedy continuation cut at the first end-of-turn token, its text as
+// generate prints it (the decoded prompt and continuation less the decoded prompt:
+// SentencePiece decoders drop a leading space only at the start of a text), and
+// generate's result.
+func greedyAndGenerate(t *testing.T, args []string, llamaGreedy []int, tok *tokenizer.Tokenizer, ids, endOfTurn []int) ([]int, string, generateResult) {
+	t.Helper()
+	code, stdout, stderr := runCLI(t, "", args...)
+	if code != 0 {
+		t.Fatalf("generate exit %d: %s", code, stderr)
+	}
+	var gen generateResult
+	if err := json.Unmarshal([]byte(stdout), &gen); err != nil {
+		t.Fatal(err)
+	}
+	greedy := llamaGreedy
+	if i := slices.IndexFunc(greedy, func(id int) bool { return slices.Contains(endOfTurn, id) }); i >= 0 {
+		greedy = greedy[:i]
+	}
+	text, _ := strings.CutPrefix(tok.Decode(append(slices.Clone(ids), greedy...), true), tok.Decode(ids, true))
+	return greedy, text, gen
 }

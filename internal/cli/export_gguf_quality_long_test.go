@@ -3,7 +3,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -83,20 +82,8 @@ func TestGGUFQuickstartLlamaCpp(t *testing.T) {
 	prompt := "def area(radius):\n    return"
 	ids := append(slices.Clone(sp.BOS), tok.Encode(prompt)...)
 	res := runLlamaCpp(t, map[string]any{"model": merged, "prompt": ids, "generate": 32})
-	code, stdout, stderr := runCLI(t, "", "generate", "--model", dir, "--adapter", adapter, "--prompt", prompt,
-		"--max-new-tokens", "32", "--temperature", "0", "--json")
-	if code != 0 {
-		t.Fatalf("generate exit %d: %s", code, stderr)
-	}
-	var gen generateResult
-	if err := json.Unmarshal([]byte(stdout), &gen); err != nil {
-		t.Fatal(err)
-	}
-	greedy := res.Greedy
-	if i := slices.IndexFunc(greedy, func(id int) bool { return slices.Contains(sp.EndOfTurn, id) }); i >= 0 {
-		greedy = greedy[:i]
-	}
-	text, _ := strings.CutPrefix(tok.Decode(append(slices.Clone(ids), greedy...), true), tok.Decode(ids, true))
+	greedy, text, gen := greedyAndGenerate(t, []string{"generate", "--model", dir, "--adapter", adapter, "--prompt", prompt,
+		"--max-new-tokens", "32", "--temperature", "0", "--json"}, res.Greedy, tok, ids, sp.EndOfTurn)
 	if gen.Tokens != len(greedy) || gen.Text != text {
 		t.Errorf("greedy decoding differs:\nllama.cpp %d tokens %v = %q\nbidora    %d tokens %q (%s)", len(greedy), greedy, text, gen.Tokens, gen.Text, gen.StopReason)
 	} else {
