@@ -116,6 +116,9 @@ var (
 	Projections = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 )
 
+// ComputeUsage is the help of --compute (train's, and eval's and bench's).
+const ComputeUsage = "precision of the frozen-weight products: bf16 (activations rounded to bf16, f32 accumulation, as bf16 autocast), f32, or auto (bf16 where the CPU has native bf16 dot products)"
+
 // DefaultModel is the model trained when --model is not given.
 const DefaultModel = "Qwen/Qwen2.5-Coder-7B-Instruct"
 
@@ -191,7 +194,7 @@ func (t *Train) fields() []Field {
 
 		{"auto-hardware", "Hardware", "pick quantization, batch size, grad-accum and max-seq-len to fit memory", nil, &t.AutoHardware, true},
 		{"threads", "Hardware", "CPU threads (0 = all usable cores)", nil, &t.Threads, 0},
-		{"compute", "Hardware", "precision of the frozen-weight products: bf16 (activations rounded to bf16, f32 accumulation, as bf16 autocast), f32, or auto (bf16 where the CPU has native bf16 dot products)", Computes, &t.Compute, "auto"},
+		{"compute", "Hardware", ComputeUsage, Computes, &t.Compute, "auto"},
 
 		{"upper-lr-mult", "BiDoRA", "BiDoRA: magnitude (upper level) learning rate = lr × this", nil, &t.UpperLRMult, 2.0},
 		{"outer-split", "BiDoRA", "BiDoRA: share of the training rows the magnitudes (upper level) train on; validation data is only ever evaluated", nil, &t.OuterSplit, 0.2},

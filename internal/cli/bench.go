@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bidora/bidora/config"
 	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/internal/catalog"
 	"github.com/bidora/bidora/internal/memplan"
@@ -73,7 +74,7 @@ bf16; auto picks what this machine's memory calls for, as train does.`,
 	f.IntVar(&opts.Threads, "threads", 0, "worker threads (0 = all cores)")
 	f.BoolVar(&opts.NoCheckpoint, "no-grad-checkpointing", false, "keep all activations instead of recomputing them")
 	f.BoolVar(&opts.F32Weights, "f32-weights", false, "hold the frozen weights in f32 instead of bf16")
-	f.StringVar(&opts.Compute, "compute", "auto", computeUsage)
+	f.StringVar(&opts.Compute, "compute", "auto", config.ComputeUsage)
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON")
 	return cmd
 }

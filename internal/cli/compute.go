@@ -7,9 +7,6 @@ import (
 	"github.com/bidora/bidora/model"
 )
 
-// computeUsage is the help of --compute on eval and bench (train's comes from config).
-const computeUsage = "precision of the frozen-weight products: bf16 (activations rounded to bf16, f32 accumulation, as bf16 autocast), f32, or auto (bf16 where the CPU has native bf16 dot products)"
-
 // parseComputeFlag checks a --compute value.
 func parseComputeFlag(s string) (model.Compute, error) {
 	c := model.Compute(s)

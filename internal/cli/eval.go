@@ -85,7 +85,7 @@ ignored) are printed under the loss ("fim" in --json).`,
 	f.IntVar(&opts.BatchSize, "batch-size", 4, "rows per forward pass")
 	f.StringVar(&opts.Quantization, "quantization", "auto", quantUsage)
 	f.StringVar(&opts.BaseDType, "base-dtype", "auto", baseDTypeUsage)
-	f.StringVar(&opts.Compute, "compute", "auto", computeUsage)
+	f.StringVar(&opts.Compute, "compute", "auto", config.ComputeUsage)
 	f.IntVar(&opts.Threads, "threads", 0, "worker threads (0 = all cores)")
 	f.BoolVar(&opts.JSON, "json", false, `print {"loss":…, "perplexity":…, "tokens":…}`)
 	f.IntVar(&opts.MaxLineBytes, "max-line-bytes", dataset.DefaultMaxLineBytes, "longest data row in bytes (a JSONL line, JSON array element, CSV record or text file)")
