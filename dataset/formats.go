@@ -299,6 +299,9 @@ func readJSONArray(br *bufio.Reader, name string, stream bool, opts ReadOptions)
 			}
 			return rs.rows, rs.bad, err
 		}
+		if len(elem) == 0 { // a closing } or ] where a value should start: nothing was read
+			return rs.rows, rs.bad, fail("want a row object, got %q", rune(c))
+		}
 		row, perr := ParseRow(elem, opts.Fields)
 		if done, err := rs.add(row, perr, fmt.Sprintf("%s:%d", name, start)); done || err != nil {
 			return rs.rows, rs.bad, err

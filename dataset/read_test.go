@@ -197,6 +197,9 @@ func TestReadPathErrors(t *testing.T) {
 		{"comma.json", `[{"text":"a"} {"text":"b"}]`, ReadOptions{}, `comma.json:1: want , or ] after an array element, got '{'`},
 		{"trailing.json", `[{"text":"a"},]`, ReadOptions{}, `trailing.json:1: want an array element, got ']'`},
 		{"after.json", "[{\"text\":\"a\"}]\n[]", ReadOptions{}, "after.json:2: text after the array's closing ]"},
+		// Objects one after another, then a stray closing brace: an error, not a loop
+		// that reads nothing and counts bad rows forever.
+		{"stray.json", "{\n\"text\":\"a\"}\n}\n{\"text\":\"b\"}", ReadOptions{}, "stray.json:3: want a row object, got '}'"},
 		{"unclosed.json", "[\n{\"text\":\"a\"", ReadOptions{}, "unclosed.json:2: the array element that starts here is not closed"},
 		{"big.json", "[\n" + `{"text":"` + strings.Repeat("x", 100) + `"}]`, ReadOptions{MaxLineBytes: 50}, "big.json:2: array element longer than the limit of 50 bytes"},
 		{"big.csv", "text\nshort\n\"" + strings.Repeat("x\n", 100<<10) + "\"\n", ReadOptions{MaxLineBytes: 1 << 10}, "big.csv:3: CSV record longer than the limit of 1 KiB"},
