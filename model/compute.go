@@ -15,7 +15,10 @@ import (
 // adapter's own products, every gradient and the optimiser stay f32. ComputeF32, and
 // the zero value "", is the f32 path exactly. ComputeAuto picks bf16 where the CPU has
 // native bf16 dot products (kernels.NativeBF16) and f32 elsewhere (the CLI's default).
-// Quantised projections (NF4, INT8) dequantise their tiles into the same bf16 kernels.
+// With ComputeBF16, quantised projections (NF4, INT8) dequantise their tiles into the
+// same bf16 kernels; ComputeAuto leaves them on f32 compute, which is faster for them
+// today (their f32 tiles are converted to bf16 pairs in plain Go: docs/benchmarks.md,
+// "bf16 compute round two").
 type Compute string
 
 const (
@@ -46,13 +49,16 @@ func (c Compute) Resolve() (Compute, error) {
 func (m *Model) Compute() Compute { return m.compute }
 
 // applyCompute marks every frozen weight with a product (projections, LM head) for
-// bf16 compute or not.
+// bf16 compute or not: all of them with bf16, none with f32, and with auto all but
+// the quantised projections.
 func (m *Model) applyCompute() {
 	bf16 := m.compute == ComputeBF16
+	// auto keeps quantised weights on f32 compute (see Compute).
+	quantBF16 := bf16 && m.opts.Compute != ComputeAuto
 	for _, ly := range m.Layers {
 		for _, p := range ly.Proj {
 			if p != nil && p.W != nil {
-				p.W.BF16Compute = bf16
+				p.W.BF16Compute = bf16 && (p.W.Q == nil || quantBF16)
 			}
 		}
 	}
