@@ -48,6 +48,22 @@ func (c Compute) Resolve() (Compute, error) {
 // ComputeF32 (Options.Compute resolved when the model was built).
 func (m *Model) Compute() Compute { return m.compute }
 
+// ComputeSummary says in words which products run in bf16, for reports: "f32", "bf16",
+// or, when auto kept the quantised projections on f32, "bf16 (nf4 projections f32)".
+func (m *Model) ComputeSummary() string {
+	if m.compute != ComputeBF16 {
+		return string(m.compute)
+	}
+	for _, ly := range m.Layers {
+		for _, p := range ly.Proj {
+			if p != nil && p.W != nil && p.W.Q != nil && !p.W.BF16Compute {
+				return fmt.Sprintf("bf16 (%s projections f32)", p.W.Q.Kind())
+			}
+		}
+	}
+	return string(m.compute)
+}
+
 // applyCompute marks every frozen weight with a product (projections, LM head) for
 // bf16 compute or not: all of them with bf16, none with f32, and with auto all but
 // the quantised projections.

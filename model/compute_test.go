@@ -130,5 +130,9 @@ func TestAutoKeepsQuantisedOnF32(t *testing.T) {
 		if m.LMHead.BF16Compute != c.head {
 			t.Errorf("compute %s: LM head BF16Compute = %v, want %v", c.compute, m.LMHead.BF16Compute, c.head)
 		}
+		want := map[Compute]string{ComputeAuto: "bf16 (nf4 projections f32)", ComputeBF16: "bf16", ComputeF32: "f32"}[c.compute]
+		if got := m.ComputeSummary(); got != want {
+			t.Errorf("compute %s: ComputeSummary() = %q, want %q", c.compute, got, want)
+		}
 	}
 }
