@@ -22,22 +22,40 @@ const stepGrain = 1 << 14
 // once, for ranges [lo, hi) of parameter i, spread over the kernel threads by value
 // count (an optimiser step is element-wise, so the split does not change the result).
 func parallelValues(params []Param, fn func(i, lo, hi int)) {
-	ends := make([]int, len(params)) // cumulative value counts
+	ends, total := valueEnds(params, false)
+	kernels.Parallel(total, stepGrain, func(lo, hi int) { spans(params, ends, lo, hi, fn) })
+}
+
+// valueEnds returns the cumulative value counts of params (of Grad with grad, else
+// of Data) and their total.
+func valueEnds(params []Param, grad bool) ([]int, int) {
+	ends := make([]int, len(params))
 	total := 0
 	for i, p := range params {
-		total += len(p.Data)
+		if grad {
+			total += len(p.Grad)
+		} else {
+			total += len(p.Data)
+		}
 		ends[i] = total
 	}
-	kernels.Parallel(total, stepGrain, func(lo, hi int) {
-		for i := sort.SearchInts(ends, lo+1); lo < hi; i++ {
-			start := ends[i] - len(params[i].Data)
-			e := min(hi, ends[i])
-			if e > lo {
-				fn(i, lo-start, e-start)
-			}
-			lo = e
+	return ends, total
+}
+
+// spans calls fn(i, lo, hi) for the pieces of the global value range [lo, hi) (values
+// of all params laid end to end, ends from valueEnds), in order, skipping empty ones.
+func spans(params []Param, ends []int, lo, hi int, fn func(i, lo, hi int)) {
+	for i := sort.SearchInts(ends, lo+1); lo < hi; i++ {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
 		}
-	})
+		e := min(hi, ends[i])
+		if e > lo {
+			fn(i, lo-start, e-start)
+		}
+		lo = e
+	}
 }
 
 // Param is one trainable tensor: its values and their gradient (same length). Data
@@ -189,33 +207,43 @@ type SGD struct {
 
 func (o *SGD) Step(params []Param, lr float64) {
 	o.t++
-	if o.Momentum != 0 && o.buf == nil {
-		o.buf = make([][]float32, len(params))
+	var first []bool // parameters whose momentum buffer starts now
+	if o.Momentum != 0 {
+		if o.buf == nil {
+			o.buf = make([][]float32, len(params))
+		}
+		first = make([]bool, len(params))
+		for i, p := range params {
+			if o.buf[i] == nil { // first step: the buffer starts as the gradient itself
+				o.buf[i] = make([]float32, len(p.Data))
+				first[i] = true
+			}
+		}
 	}
-	mom := float32(o.Momentum)
-	for i, p := range params {
+	parallelValues(params, func(i, lo, hi int) {
+		p := params[i]
 		wd := float32(o.WeightDecay)
 		if p.NoDecay {
 			wd = 0
 		}
 		var buf []float32
+		mom := float32(o.Momentum)
 		if o.Momentum != 0 {
-			if o.buf[i] == nil { // first step: the buffer starts as the gradient itself
-				o.buf[i] = make([]float32, len(p.Data))
+			buf = o.buf[i][lo:hi]
+			if first[i] {
 				mom = 0
 			}
-			buf = o.buf[i]
 		}
-		for j, g := range p.Grad {
-			d := g + wd*p.Data[j]
+		data := p.Data[lo:hi]
+		for j, g := range p.Grad[lo:hi] {
+			d := g + wd*data[j]
 			if buf != nil {
 				buf[j] = mom*buf[j] + d
 				d = buf[j]
 			}
-			p.Data[j] -= float32(lr) * d
+			data[j] -= float32(lr) * d
 		}
-		mom = float32(o.Momentum)
-	}
+	})
 }
 
 func (o *SGD) Steps() int { return o.t }
@@ -255,24 +283,83 @@ func (o *SGD) SetState(s map[string][]float32, params []Param) error {
 	return nil
 }
 
+// normChunk is the number of values whose squares one partial sum of GradNorm
+// holds. It is a constant, not derived from the thread count, so the norm is the
+// same bit for bit whatever --threads is (a resumed run replays the same steps).
+const normChunk = 1 << 14
+
+// GradNorm returns the global L2 norm of all gradients of params. The squares are
+// summed in float64 over fixed chunks of normChunk values (the gradients laid end to
+// end), the chunks in parallel, and the chunk sums are added in chunk order: the
+// result does not depend on the number of threads.
+func GradNorm(params []Param) float64 {
+	ends, total := valueEnds(params, true)
+	partial := make([]float64, (total+normChunk-1)/normChunk)
+	kernels.Parallel(len(partial), 1, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			var acc [4]float64
+			spans(params, ends, c*normChunk, min((c+1)*normChunk, total), func(i, lo, hi int) {
+				sumSquares(&acc, params[i].Grad[lo:hi])
+			})
+			partial[c] = (acc[0] + acc[1]) + (acc[2] + acc[3])
+		}
+	})
+	var ss float64
+	for _, v := range partial {
+		ss += v
+	}
+	return math.Sqrt(ss)
+}
+
+// sumSquares adds the squares of g (in float64) to four running sums, value j to
+// sum j mod 4 of the slice: four independent chains instead of one long one.
+func sumSquares(acc *[4]float64, g []float32) {
+	j := 0
+	for ; j+4 <= len(g); j += 4 {
+		a, b, c, d := float64(g[j]), float64(g[j+1]), float64(g[j+2]), float64(g[j+3])
+		acc[0] += a * a
+		acc[1] += b * b
+		acc[2] += c * c
+		acc[3] += d * d
+	}
+	for ; j < len(g); j++ {
+		v := float64(g[j])
+		acc[0] += v * v
+	}
+}
+
+// ScaleGrads multiplies every gradient value of params by c, in parallel.
+func ScaleGrads(params []Param, c float32) {
+	parallelGrads(params, func(g []float32) {
+		for j := range g {
+			g[j] *= c
+		}
+	})
+}
+
+// ZeroGrads sets every gradient value of params to zero, in parallel.
+func ZeroGrads(params []Param) {
+	parallelGrads(params, func(g []float32) { clear(g) })
+}
+
+// parallelGrads runs fn on pieces of the gradients of params, every value once,
+// spread over the kernel threads by value count.
+func parallelGrads(params []Param, fn func(g []float32)) {
+	ends, total := valueEnds(params, true)
+	kernels.Parallel(total, stepGrain, func(lo, hi int) {
+		spans(params, ends, lo, hi, func(i, lo, hi int) { fn(params[i].Grad[lo:hi]) })
+	})
+}
+
 // ClipGradNorm scales all gradients so that their global L2 norm is at most maxNorm
 // (as torch.nn.utils.clip_grad_norm_, coefficient maxNorm/(norm+1e-6)) and returns
-// the norm before clipping. maxNorm ≤ 0 only measures.
+// the norm before clipping (GradNorm: independent of the thread count). maxNorm ≤ 0
+// only measures. Both passes run on the kernel threads.
 func ClipGradNorm(params []Param, maxNorm float64) float64 {
-	var ss float64
-	for _, p := range params {
-		for _, g := range p.Grad {
-			ss += float64(g) * float64(g)
-		}
-	}
-	norm := math.Sqrt(ss)
+	norm := GradNorm(params)
 	if maxNorm > 0 {
 		if c := maxNorm / (norm + 1e-6); c < 1 {
-			for _, p := range params {
-				for j := range p.Grad {
-					p.Grad[j] *= float32(c)
-				}
-			}
+			ScaleGrads(params, float32(c))
 		}
 	}
 	return norm

@@ -54,9 +54,7 @@ type Stats struct {
 // that mean loss and the token count (0, 0 when no label carries loss).
 func AccumulateGrad(ctx context.Context, m Model, group []dataset.Batch, seed uint64) (float64, int, error) {
 	params := m.Params()
-	for i := range params {
-		clear(params[i].Grad)
-	}
+	optim.ZeroGrads(params) // on the kernel threads: these loops grow with the adapter
 	var lossSum float64
 	tokens := 0
 	for i := range group {
@@ -74,12 +72,7 @@ func AccumulateGrad(ctx context.Context, m Model, group []dataset.Batch, seed ui
 	if tokens == 0 {
 		return 0, 0, nil
 	}
-	inv := float32(1 / float64(tokens))
-	for _, p := range params {
-		for j := range p.Grad {
-			p.Grad[j] *= inv
-		}
-	}
+	optim.ScaleGrads(params, float32(1/float64(tokens)))
 	loss := lossSum / float64(tokens)
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return loss, tokens, &NonFiniteLossError{Loss: loss}
