@@ -84,6 +84,7 @@ func pairRows(w, n int) (int, int) { return w, n - 1 - w }
 type attnWork struct {
 	a, b, c, d []kernels.Packed
 	kt         []float32   // backward: Kᵀ per (sequence, kv head), [D, T]
+	dkvp       []float32   // backward: dK and dV partials of query-head slices 1… (see AttentionBackward)
 	dqt        [][]float32 // backward: per-worker dQᵀ accumulators [the worker's query heads, D, T]
 }
 
@@ -257,7 +258,10 @@ func attnBlockForward(out, lse, q []float32, kt, vp []kernels.Packed, sh *AttnSh
 // and every block of 64 queries at or after the keys, it forms Sᵀ = K·Qᵀ and
 // dPᵀ = V·dOᵀ with small GEMMs, Pᵀ = exp(Sᵀ − lse) (vectorised),
 // dSᵀ = Pᵀ⊙(dPᵀ − δ), and accumulates dV += Pᵀ·dO, dK += dSᵀ·Q and dQᵀ += Kᵀ·dSᵀ
-// (dQᵀ per worker, summed at the end).
+// (dQᵀ per worker, summed at the end). When that gives fewer than 2·Threads() work
+// units, the group's query heads are split into slices with their own dK/dV partials
+// (summed at the end). The split depends on Threads(), so results at different
+// thread counts agree up to float reassociation (about 1e-7 relative), not bit for bit.
 func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, delta []float32, sh *AttnShape) {
 	B, T, Hq, Hkv, D := sh.B, sh.T, sh.Hq, sh.Hkv, sh.D
 	if B*T == 0 {
@@ -295,12 +299,17 @@ func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, delta []float32, sh 
 			w.d[u].Scale(scale)
 		}
 	})
+	// Kᵀ per (sequence, kv head), split over blocks of 64 keys as well, so that this
+	// pass has B·Hkv·⌈T/64⌉ units (not B·Hkv: 2 at batch 1 on a 2-KV-head model).
+	const ktBlock = 64
+	nkt := (T + ktBlock - 1) / ktBlock
 	w.kt = growF32(w.kt, B*Hkv*D*T)
-	kernels.Parallel(B*Hkv, 1, func(lo, hi int) {
+	kernels.Parallel(B*Hkv*nkt, 1, func(lo, hi int) {
 		for u := lo; u < hi; u++ {
-			b, kh := u/Hkv, u%Hkv
-			dst := w.kt[u*D*T : (u+1)*D*T]
-			for j := range T {
+			bk, jb := u/nkt, u%nkt
+			b, kh := bk/Hkv, bk%Hkv
+			dst := w.kt[bk*D*T : (bk+1)*D*T]
+			for j := jb * ktBlock; j < min(T, (jb+1)*ktBlock); j++ {
 				src := k[(b*T+j)*ks+kh*D : (b*T+j)*ks+(kh+1)*D]
 				for d, x := range src {
 					dst[d*T+j] = x
@@ -310,33 +319,60 @@ func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, delta []float32, sh 
 	})
 	nkb := (T + bwdK - 1) / bwdK
 	half := (nkb + 1) / 2
-	units := B * Hkv * half
+	pairs, slices := bwdSplit(sh, kernels.Threads())
+	units := pairs * slices
 	parts := min(kernels.Threads(), units)
 	for len(w.dqt) < parts {
 		w.dqt = append(w.dqt, nil)
 	}
+	// sliceHeads is the query heads [h0, h1) of slice sl of kv head kh.
+	sliceHeads := func(kh, sl int) (int, int) {
+		return kh*group + sl*group/slices, kh*group + (sl+1)*group/slices
+	}
+	// unitHeads is unit u's (sequence, kv head, slice) and its heads [h0, h1) in
+	// b·Hq+h numbering.
+	unitHeads := func(u int) (b, kh, sl, h0, h1 int) {
+		b, kh, sl = u/(Hkv*slices*half), (u/(slices*half))%Hkv, (u/half)%slices
+		h0, h1 = sliceHeads(kh, sl)
+		return b, kh, sl, b*Hq + h0, b*Hq + h1
+	}
 	// Part p runs units [p·units/parts, (p+1)·units/parts): a contiguous run of
-	// (sequence, kv head) pairs, whose query heads are the only rows of dQ it touches;
-	// its dQᵀ accumulator covers just those (pairs [pr[p][0], pr[p][1]]), so memory and
-	// the final sum grow with parts + B·Hkv pairs of heads, not parts × B·Hq.
+	// (sequence, kv head, slice) triples, whose query heads are the only rows of dQ it
+	// touches; its dQᵀ accumulator covers just those (heads [pr[p][0], pr[p][1]) in
+	// b·Hq+h numbering), so memory and the final sum grow with parts + B·Hq heads,
+	// not parts × B·Hq.
 	pr := make([][2]int, parts)
 	for p := range pr {
-		pr[p] = [2]int{p * units / parts / half, ((p+1)*units/parts - 1) / half}
+		_, _, _, h0, _ := unitHeads(p * units / parts)
+		_, _, _, _, h1 := unitHeads((p+1)*units/parts - 1)
+		pr[p] = [2]int{h0, h1}
+	}
+	var dkp, dvp []float32 // partial dK, dV of slices 1…: [slices−1, B, Hkv, T, D]
+	if slices > 1 {
+		n := (slices - 1) * B * Hkv * T * D
+		w.dkvp = growF32(w.dkvp, 2*n)
+		dkp, dvp = w.dkvp[:n], w.dkvp[n:2*n]
 	}
 	kernels.Parallel(parts, 1, func(lo, hi int) {
 		x := getAttnScratch(D)
 		defer scratchPool.Put(x)
 		for part := lo; part < hi; part++ {
-			w.dqt[part] = growF32(w.dqt[part], (pr[part][1]-pr[part][0]+1)*group*D*T)
+			w.dqt[part] = growF32(w.dqt[part], (pr[part][1]-pr[part][0])*D*T)
 			dqt := w.dqt[part]
 			clear(dqt)
 			for u := part * units / parts; u < (part+1)*units/parts; u++ {
-				b, kh, pw := u/(Hkv*half), (u/half)%Hkv, u%half
-				kb1, kb2 := pairRows(pw, nkb)
+				b, kh, sl, _, _ := unitHeads(u)
+				h0, h1 := sliceHeads(kh, sl)
+				kb1, kb2 := pairRows(u%half, nkb)
 				for _, kb := range [2]int{kb1, kb2} {
-					bw := attnBwdBlock{sh: sh, w: w, b: b, kh: kh, kb: kb, group: group, nqb: nqb,
-						st: x.st, dpt: x.dpt, dkv: x.dkv, sub: x.sub, dsp: &x.dsp, dqt: dqt, hq0: pr[part][0] * group}
-					bw.run(dk, dv, k, v, lse, delta)
+					bw := attnBwdBlock{sh: sh, w: w, b: b, kh: kh, kb: kb, h0: h0, h1: h1, nqb: nqb,
+						st: x.st, dpt: x.dpt, dkv: x.dkv, sub: x.sub, dsp: &x.dsp, dqt: dqt, hq0: pr[part][0],
+						dk: dk, dv: dv, off: (b*T+kb*bwdK)*ks + kh*D, stride: ks}
+					if sl > 0 {
+						bw.dk, bw.dv = dkp, dvp
+						bw.off, bw.stride = (((sl-1)*B+b)*Hkv+kh)*T*D+kb*bwdK*D, D
+					}
+					bw.run(k, v, lse, delta)
 					if kb1 == kb2 {
 						break
 					}
@@ -344,6 +380,23 @@ func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, delta []float32, sh 
 			}
 		}
 	})
+	if slices > 1 {
+		// dK, dV += the other slices' partials, in slice order.
+		kernels.Parallel(B*T, 16, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				b, j := r/T, r%T
+				for kh := range Hkv {
+					o := r*ks + kh*D
+					dkr, dvr := dk[o:o+D], dv[o:o+D]
+					for sl := 1; sl < slices; sl++ {
+						po := (((sl-1)*B+b)*Hkv+kh)*T*D + j*D
+						kernels.Axpy(1, dkp[po:po+D], dkr)
+						kernels.Axpy(1, dvp[po:po+D], dvr)
+					}
+				}
+			}
+		})
+	}
 	// dq = scale · Σ_workers dQᵀ (in worker order, over the workers that cover the
 	// head), transposed back to [B·T, Hq·D]; split over heads and blocks of rows.
 	const rowBlock = 64
@@ -352,10 +405,10 @@ func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, delta []float32, sh 
 		var cover []int
 		for u := lo; u < hi; u++ {
 			bh, rb := u/nrb, u%nrb
-			b, h, pair := bh/Hq, bh%Hq, bh/group
+			b, h := bh/Hq, bh%Hq
 			cover = cover[:0]
 			for p := range parts {
-				if pr[p][0] <= pair && pair <= pr[p][1] {
+				if pr[p][0] <= bh && bh < pr[p][1] {
 					cover = append(cover, p)
 				}
 			}
@@ -364,7 +417,7 @@ func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, delta []float32, sh 
 				for d := range row {
 					var s float32
 					for _, p := range cover {
-						s += w.dqt[p][(bh-pr[p][0]*group)*D*T+d*T+i]
+						s += w.dqt[p][(bh-pr[p][0])*D*T+d*T+i]
 					}
 					row[d] = scale * s
 				}
@@ -373,19 +426,41 @@ func AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v, delta []float32, sh 
 	})
 }
 
-// attnBwdBlock is one key block's share of the backward.
+// bwdSplit returns how AttentionBackward splits its main pass at the given thread
+// count: pairs (sequence, kv head, pair of key blocks) items, each split over slices
+// of the group's query heads, so pairs·slices work units. With few pairs (batch 1, 2
+// KV heads: 6 at 512 tokens) the slices are the fewest that give 2·threads units (at
+// most one head each). Slice 0 writes dK and dV directly, slice i ≥ 1 into its
+// partial buffer (B·Hkv·T·D each, added in slice order at the end); as slices > 1
+// only while pairs·(slices−1) < 2·threads, that memory is bounded by the thread count
+// times a block of keys, not by the model.
+func bwdSplit(sh *AttnShape, threads int) (pairs, slices int) {
+	nkb := (sh.T + bwdK - 1) / bwdK
+	pairs = sh.B * sh.Hkv * ((nkb + 1) / 2)
+	slices = 1
+	if pairs > 0 && pairs < 2*threads {
+		slices = min(sh.Hq/sh.Hkv, (2*threads+pairs-1)/pairs)
+	}
+	return pairs, slices
+}
+
+// attnBwdBlock is one key block's share of the backward, over query heads [h0, h1)
+// of its kv head.
 type attnBwdBlock struct {
 	sh                *AttnShape
 	w                 *attnWork
-	b, kh, kb, group  int
+	b, kh, kb, h0, h1 int
 	nqb               int
 	st, dpt, dkv, sub []float32
 	dsp               *kernels.Packed
 	dqt               []float32 // this worker's dQᵀ rows, from query head hq0 (b·Hq+h numbering)
 	hq0               int
+	// dk, dv receive the block's key rows r at off + r·stride.
+	dk, dv      []float32
+	off, stride int
 }
 
-func (x *attnBwdBlock) run(dk, dv, k, v, lse, delta []float32) {
+func (x *attnBwdBlock) run(k, v, lse, delta []float32) {
 	sh, w := x.sh, x.w
 	T, Hq, D := sh.T, sh.Hq, sh.D
 	ks := sh.Hkv * D
@@ -400,7 +475,7 @@ func (x *attnBwdBlock) run(dk, dv, k, v, lse, delta []float32) {
 		ka := k[(b*T+j0)*ks+kh*D:]
 		va := v[(b*T+j0)*ks+kh*D:]
 		kt := w.kt[(b*sh.Hkv+kh)*D*T+j0:]
-		for h := kh * x.group; h < (kh+1)*x.group; h++ {
+		for h := x.h0; h < x.h1; h++ {
 			for qb := j0 / bwdQ; qb < x.nqb; qb++ {
 				u := (b*Hq+h)*x.nqb + qb
 				i0 := qb * bwdQ
@@ -448,8 +523,8 @@ func (x *attnBwdBlock) run(dk, dv, k, v, lse, delta []float32) {
 		}
 	}
 	for r := range nk {
-		o := (b*T+j0+r)*ks + kh*D
-		copy(dk[o:o+D], dkb[r*D:(r+1)*D])
-		copy(dv[o:o+D], dvb[r*D:(r+1)*D])
+		o := x.off + r*x.stride
+		copy(x.dk[o:o+D], dkb[r*D:(r+1)*D])
+		copy(x.dv[o:o+D], dvb[r*D:(r+1)*D])
 	}
 }
