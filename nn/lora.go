@@ -180,9 +180,11 @@ func (l *Linear) addBias(y []float32, m int) {
 		return
 	}
 	out := l.W.Rows
-	for i := 0; i < m; i++ {
-		kernels.Axpy(1, l.Bias, y[i*out:(i+1)*out])
-	}
+	kernels.Parallel(m, 16, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			kernels.Axpy(1, l.Bias, y[i*out:(i+1)*out])
+		}
+	})
 }
 
 func scaleInPlace(x []float32, s float32) {
