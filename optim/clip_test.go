@@ -165,6 +165,25 @@ func BenchmarkClipGradNorm(b *testing.B) {
 	maxNorm := GradNorm(ps) / 2
 	prev := kernels.Threads()
 	defer kernels.SetThreads(prev)
+	// The serial two-pass loop ClipGradNorm was before it ran on the pool, for the ratio.
+	b.Run("serial-loop", func(b *testing.B) {
+		b.SetBytes(int64(4 * 65536 * len(sizes)))
+		for b.Loop() {
+			var ss float64
+			for _, p := range ps {
+				for _, g := range p.Grad {
+					ss += float64(g) * float64(g)
+				}
+			}
+			if c := maxNorm / (math.Sqrt(ss) + 1e-6); c < 1 {
+				for _, p := range ps {
+					for j := range p.Grad {
+						p.Grad[j] *= float32(c)
+					}
+				}
+			}
+		}
+	})
 	for _, th := range []int{1, 2} {
 		b.Run(fmt.Sprintf("threads=%d", th), func(b *testing.B) {
 			kernels.SetThreads(th)
