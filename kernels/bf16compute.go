@@ -258,20 +258,51 @@ func gemmBF16(s *bf16Set, m, n, k int, a []float32, lda int, pack pairPacker, c 
 		return
 	}
 	if k <= 0 {
-		if !acc {
-			for i := range m {
-				clear(c[i*ldc : i*ldc+n])
-			}
-		}
+		clearRows(c, m, n, ldc, acc)
 		return
 	}
-	mr, nr := s.mr, s.nr
+	r := roundRows(s, a, m, k, lda)
+	gemmBF16Rounded(s, m, n, k, r.b, r.ka, pack, c, ldc, acc)
+	r.Release()
+}
+
+// clearRows zeroes C[m×n] (stride ldc) unless acc: the product with k = 0.
+func clearRows(c []float32, m, n, ldc int, acc bool) {
+	if !acc {
+		for i := range m {
+			clear(c[i*ldc : i*ldc+n])
+		}
+	}
+}
+
+// A BF16Rows is an activation operand X[m×k] rounded to bf16 once, in the layout the
+// bf16-compute GEMMs read (rows padded with zeros to the micro-kernel's height, k to
+// an even count), for callers that multiply one operand with many weight tiles — the
+// quantised GEMMs of package quant, where rounding per tile would cost as much as the
+// tile's product. Get one with RoundRows, give it back with Release.
+type BF16Rows struct {
+	s        *bf16Set
+	m, k, ka int        // rows, columns, row stride of b (even)
+	buf      *[]float32 // pooled storage of b; nil for a view made by Cols
+	b        []BF16
+}
+
+// RoundRows rounds x[m×k] (row stride ldx ≥ k) to bf16 (to nearest even) for the
+// bf16-compute products MatMulNTRows and MatMulNNRows.
+func RoundRows(x []float32, m, k, ldx int) *BF16Rows {
+	if m < 0 || k < 0 || ldx < k || (m > 0 && len(x) < (m-1)*ldx+k) {
+		panic("kernels: RoundRows: bad shape or short buffer")
+	}
+	return roundRows(activeBF16(), x, m, k, ldx)
+}
+
+func roundRows(s *bf16Set, a []float32, m, k, lda int) *BF16Rows {
 	kp := (k + 1) / 2
-	ka := 2 * kp // row stride of the bf16 copy of A
-	mTiles := (m + mr - 1) / mr
-	abuf := getBuf(mTiles * mr * ka / 2)
-	ab := asBF16(*abuf, mTiles*mr*ka)
-	Parallel(mTiles*mr, 16, func(lo, hi int) {
+	ka := 2 * kp
+	mt := (m + s.mr - 1) / s.mr * s.mr
+	buf := getBuf((mt*ka + 1) / 2)
+	ab := asBF16(*buf, mt*ka)
+	Parallel(mt, 16, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			d := ab[i*ka : i*ka+ka]
 			if i >= m {
@@ -284,6 +315,72 @@ func gemmBF16(s *bf16Set, m, n, k int, a []float32, lda int, pack pairPacker, c 
 			}
 		}
 	})
+	return &BF16Rows{s: s, m: m, k: k, ka: ka, buf: buf, b: ab}
+}
+
+// Rows returns the operand's row count m.
+func (r *BF16Rows) Rows() int { return r.m }
+
+// Cols returns a view of columns [lo, hi) of the operand, valid until the operand is
+// released (a view needs no Release of its own). Columns pair up, so lo must be even,
+// and hi too unless it is the operand's last column.
+func (r *BF16Rows) Cols(lo, hi int) *BF16Rows {
+	if lo < 0 || lo%2 != 0 || hi < lo || hi > r.k || (hi%2 != 0 && hi != r.k) {
+		panic("kernels: BF16Rows.Cols: bad column range")
+	}
+	return &BF16Rows{s: r.s, m: r.m, k: hi - lo, ka: r.ka, b: r.b[lo:]}
+}
+
+// Release gives the operand's storage back to the pool; r must not be used after.
+func (r *BF16Rows) Release() {
+	if r.buf != nil {
+		putBuf(r.buf)
+		r.buf, r.b = nil, nil
+	}
+}
+
+// MatMulNTRows computes Y[m×n] (+)= A·Wᵀ for the rounded operand A[m×k] and bf16 weights
+// W[n×k] (row-major), Y with row stride ldy ≥ n: MatMulNTBF16Compute with the rounding
+// done once by RoundRows. With accumulate, Y +=.
+func MatMulNTRows(y []float32, ldy int, a *BF16Rows, w []BF16, n int, accumulate bool) {
+	m, k := a.m, a.k
+	if n < 0 || ldy < n || len(w) < n*k || (m > 0 && n > 0 && len(y) < (m-1)*ldy+n) {
+		panic("kernels: MatMulNTRows: bad shape or short buffer")
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		clearRows(y, m, n, ldy, accumulate)
+		return
+	}
+	gemmBF16Rounded(a.s, m, n, k, a.b, a.ka, packPairsNT(w, k, a.s), y, ldy, accumulate)
+}
+
+// MatMulNNRows computes dX[m×kw] (+)= A·W for the rounded operand A[m×n] and bf16 weights
+// W[n×kw] (row-major), dX with row stride ldx ≥ kw: MatMulNNBF16Compute with the rounding
+// done once by RoundRows. With accumulate, dX +=.
+func MatMulNNRows(dx []float32, ldx int, a *BF16Rows, w []BF16, kw int, accumulate bool) {
+	m, n := a.m, a.k
+	if kw < 0 || ldx < kw || len(w) < n*kw || (m > 0 && kw > 0 && len(dx) < (m-1)*ldx+kw) {
+		panic("kernels: MatMulNNRows: bad shape or short buffer")
+	}
+	if m == 0 || kw == 0 {
+		return
+	}
+	if n == 0 {
+		clearRows(dx, m, kw, ldx, accumulate)
+		return
+	}
+	gemmBF16Rounded(a.s, m, kw, n, a.b, a.ka, packPairsNN(w, n, kw, a.s), dx, ldx, accumulate)
+}
+
+// gemmBF16Rounded is gemmBF16 on an operand already rounded: ab holds ⌈m/mr⌉·mr rows of
+// stride ka (even), the columns past k up to the next even count zero.
+func gemmBF16Rounded(s *bf16Set, m, n, k int, ab []BF16, ka int, pack pairPacker, c []float32, ldc int, acc bool) {
+	mr, nr := s.mr, s.nr
+	kp := (k + 1) / 2
+	mTiles := (m + mr - 1) / mr
 
 	nPanels := (n + nr - 1) / nr
 	panelsPerTask := min(nPanels, max(1, taskCols/nr))
@@ -343,7 +440,6 @@ func gemmBF16(s *bf16Set, m, n, k int, a []float32, lda int, pack pairPacker, c 
 		putBuf(buf)
 	}
 	parallelFor(nTasks*mGroups, task)
-	putBuf(abuf)
 }
 
 // MatMulNTBF16Compute computes Y[m×n] = bf16(X[m×k])·W[n×k]ᵀ with bf16 weights: X is

@@ -217,3 +217,73 @@ func TestNativeBF16Switch(t *testing.T) {
 		t.Error("SetNativeBF16(true) did not restore the native kernels")
 	}
 }
+
+// TestBF16Rows checks the products on an operand rounded once (RoundRows): outputs with
+// a row stride wider than the product (the margins must stay untouched), and NN products
+// summed over column bands of the operand (Cols views, even band edges, an odd last
+// band), against the exact product of the rounded operands with the f32 bound.
+func TestBF16Rows(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	run := func(t *testing.T) {
+		if active.name != "generic" && active.bf16 == nil {
+			t.Skip("runs the plain-Go twin, as the generic set does")
+		}
+		for _, sh := range []shape{{1, 1, 1}, {5, 7, 9}, {13, 33, 64}, {17, 65, 31}, {31, 100, 257}, {40, 37, 401}} {
+			m, n, k := sh.m, sh.n, sh.k
+			x, dy := randSlice(r, m*k), randSlice(r, m*n)
+			w := randSlice(r, n*k)
+			wbits, _ := toBF16(w)
+			rnd := func(s []float32, ld int) func(i, j int) float64 {
+				return func(i, j int) float64 { return bf16Exact(s[i*ld+j]) }
+			}
+			ntR, magNT := exactGEMM(m, n, k, rnd(x, k), func(i, j int) float64 { return rnd(w, k)(j, i) })
+			nnR, magNN := exactGEMM(m, k, n, rnd(dy, n), rnd(w, k))
+			for _, acc := range []bool{false, true} {
+				name := fmt.Sprintf("m=%d n=%d k=%d acc=%v", m, n, k, acc)
+				const pad = 3
+				// NT into columns [pad, pad+n) of rows of stride n+2·pad.
+				ld := n + 2*pad
+				big := randSlice(r, m*ld)
+				orig := append([]float32(nil), big...)
+				a := RoundRows(x, m, k, k)
+				MatMulNTRows(big[pad:], ld, a, wbits, n, acc)
+				a.Release()
+				got, init := make([]float32, m*n), make([]float32, m*n)
+				for i := range m {
+					copy(got[i*n:], big[i*ld+pad:i*ld+pad+n])
+					copy(init[i*n:], orig[i*ld+pad:i*ld+pad+n])
+					for j := range pad {
+						if big[i*ld+j] != orig[i*ld+j] || big[i*ld+pad+n+j] != orig[i*ld+pad+n+j] {
+							t.Fatalf("NT %s: row %d: margin overwritten", name, i)
+						}
+					}
+				}
+				if !acc {
+					init = nil
+				}
+				checkBound(t, "MatMulNTRows "+name, got, init, ntR, magNT, float64(k+2)/(1<<24))
+
+				// NN over bands of 4 operand columns (= rows of W), then the rest.
+				ld = k + 2*pad
+				big = randSlice(r, m*ld)
+				orig = append([]float32(nil), big...)
+				a = RoundRows(dy, m, n, n)
+				for lo := 0; lo < n; lo += 4 {
+					hi := min(n, lo+4)
+					MatMulNNRows(big[pad:], ld, a.Cols(lo, hi), wbits[lo*k:hi*k], k, acc || lo > 0)
+				}
+				a.Release()
+				got, init = make([]float32, m*k), make([]float32, m*k)
+				for i := range m {
+					copy(got[i*k:], big[i*ld+pad:i*ld+pad+k])
+					copy(init[i*k:], orig[i*ld+pad:i*ld+pad+k])
+				}
+				if !acc {
+					init = nil
+				}
+				checkBound(t, "MatMulNNRows "+name, got, init, nnR, magNN, float64(n+2)/(1<<24))
+			}
+		}
+	}
+	withImpls(t, func(t *testing.T) { withThreads(t, run) })
+}
