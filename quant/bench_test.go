@@ -64,6 +64,13 @@ func BenchmarkGEMM(b *testing.B) {
 			run("NN/bf16", func() { kernels.MatMulNNBF16(dx, dy, bf, m, n, k, false) })
 			run("NN/nf4", func() { nf4.MulNN(dx, dy, m, false) })
 			run("NN/int8", func() { i8.MulNN(dx, dy, m, false) })
+			// bf16 compute (--compute bf16): the bf16 base and the quantised tiles.
+			run("NT/bf16c/bf16", func() { kernels.MatMulNTBF16Compute(y, x, bf, m, n, k, false) })
+			run("NT/bf16c/nf4", func() { nf4.MulNTBF16(y, x, m, false) })
+			run("NT/bf16c/int8", func() { i8.MulNTBF16(y, x, m, false) })
+			run("NN/bf16c/bf16", func() { kernels.MatMulNNBF16Compute(dx, dy, bf, m, n, k, false) })
+			run("NN/bf16c/nf4", func() { nf4.MulNNBF16(dx, dy, m, false) })
+			run("NN/bf16c/int8", func() { i8.MulNNBF16(dx, dy, m, false) })
 		})
 	}
 }

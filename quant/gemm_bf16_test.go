@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/bidora/bidora/kernels"
 )
 
 // TestBF16Compute checks the bf16-compute GEMMs of NF4 and INT8 matrices against the
@@ -16,9 +18,13 @@ func TestBF16Compute(t *testing.T) {
 	prev := panelFloats
 	defer func() { panelFloats = prev }()
 	r := rand.New(rand.NewPCG(9, 9))
-	for _, pf := range []int{prev, 700} {
+	prevThreads := kernels.Threads()
+	defer kernels.SetThreads(prevThreads)
+	for _, c := range []struct{ panel, threads int }{{prev, prevThreads}, {700, 3}, {150, 1}} {
+		pf := c.panel
 		panelFloats = pf
-		for _, s := range [][3]int{{5, 70, 64}, {13, 33, 128}, {37, 96, 192}, {9, 200, 320}} {
+		kernels.SetThreads(c.threads)
+		for _, s := range [][3]int{{5, 70, 64}, {13, 33, 128}, {37, 96, 192}, {9, 200, 320}, {6, 31, 75}, {14, 1, 33}} {
 			m, n, k := s[0], s[1], s[2]
 			w := make([]float32, n*k)
 			for i := range w {
