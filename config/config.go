@@ -117,7 +117,7 @@ var (
 )
 
 // ComputeUsage is the help of --compute (train's, and eval's and bench's).
-const ComputeUsage = "precision of the frozen-weight products: bf16 (activations rounded to bf16, f32 accumulation, as bf16 autocast), f32, or auto (bf16 where the CPU has native bf16 dot products, except NF4/INT8 projections, which are faster in f32 today)"
+const ComputeUsage = "precision of the frozen-weight products: bf16 (activations rounded to bf16, f32 accumulation, as bf16 autocast), f32, or auto (bf16 where the CPU has native bf16 dot products)"
 
 // DefaultModel is the model trained when --model is not given.
 const DefaultModel = "Qwen/Qwen2.5-Coder-7B-Instruct"

@@ -107,32 +107,28 @@ func TestQuantizedBF16Compute(t *testing.T) {
 	}
 }
 
-// TestAutoKeepsQuantisedOnF32 checks which weights auto puts on bf16 compute: the LM
-// head (and unquantised projections) where the CPU has native bf16, never the
-// quantised projections; explicit bf16 puts them all there.
-func TestAutoKeepsQuantisedOnF32(t *testing.T) {
+// TestAutoComputeQuantised checks which weights each compute puts on bf16: with auto
+// (where the CPU has native bf16) and bf16, every projection, quantised ones included,
+// and the LM head; with f32, none.
+func TestAutoComputeQuantised(t *testing.T) {
 	if !kernels.NativeBF16() {
 		t.Skip("auto is f32 on this CPU (no native bf16 dot products)")
 	}
 	dir := quantTestDir(t, "llama")
 	for _, c := range []struct {
-		compute    Compute
-		proj, head bool
-	}{{ComputeAuto, false, true}, {ComputeBF16, true, true}, {ComputeF32, false, false}} {
+		compute Compute
+		bf16    bool
+	}{{ComputeAuto, true}, {ComputeBF16, true}, {ComputeF32, false}} {
 		m := loadModel(t, dir, Options{Quant: quant.KindNF4, Seed: 5, Compute: c.compute})
 		for _, ly := range m.Layers {
 			for _, p := range ly.Proj {
-				if p != nil && p.W != nil && p.W.Q != nil && p.W.BF16Compute != c.proj {
-					t.Errorf("compute %s: quantised projection BF16Compute = %v, want %v", c.compute, p.W.BF16Compute, c.proj)
+				if p != nil && p.W != nil && p.W.BF16Compute != c.bf16 {
+					t.Errorf("compute %s: projection BF16Compute = %v, want %v", c.compute, p.W.BF16Compute, c.bf16)
 				}
 			}
 		}
-		if m.LMHead.BF16Compute != c.head {
-			t.Errorf("compute %s: LM head BF16Compute = %v, want %v", c.compute, m.LMHead.BF16Compute, c.head)
-		}
-		want := map[Compute]string{ComputeAuto: "bf16 (nf4 projections f32)", ComputeBF16: "bf16", ComputeF32: "f32"}[c.compute]
-		if got := m.ComputeSummary(); got != want {
-			t.Errorf("compute %s: ComputeSummary() = %q, want %q", c.compute, got, want)
+		if m.LMHead.BF16Compute != c.bf16 {
+			t.Errorf("compute %s: LM head BF16Compute = %v, want %v", c.compute, m.LMHead.BF16Compute, c.bf16)
 		}
 	}
 }

@@ -182,7 +182,7 @@ func runBench(ctx context.Context, stdio *IO, opts *benchOptions) error {
 	res := benchResult{Preset: opts.Preset, Arch: cfg.ModelType, SeqLen: T, BatchSize: B, Method: opts.Method,
 		Rank: opts.Rank, Targets: opts.Targets, Threads: kernels.Threads(), Checkpoint: !opts.NoCheckpoint,
 		Params: cfg.NumParams(), Trainable: trainable, StepGFLOP: m.FLOPs(B, T, true) / 1e9,
-		Quantization: string(m.Quantization()), WeightsMB: float64(m.WeightBytes()) / (1 << 20), LoadSeconds: loadSeconds, Compute: m.ComputeSummary()}
+		Quantization: string(m.Quantization()), WeightsMB: float64(m.WeightBytes()) / (1 << 20), LoadSeconds: loadSeconds, Compute: string(m.Compute())}
 	for i := 0; i < opts.Steps; i++ {
 		t0 := time.Now()
 		loss, err := step()

@@ -379,7 +379,7 @@ func (r *trainRun) modelCard(res *train.Result) string {
 		{"dropout", cfg.Dropout}, {"targets", strings.Join(cfg.TargetModules(), ", ")}, {"epochs", cfg.Epochs},
 		{maxStepsLabel(cfg), cfg.MaxSteps}, {"batch size", cfg.BatchSize}, {"grad accum", cfg.GradAccum}, {"learning rate", cfg.LR},
 		{"schedule", cfg.LRScheduler}, {"warmup steps", cfg.WarmupSteps}, {"weight decay", cfg.WeightDecay},
-		{"max grad norm", cfg.MaxGradNorm}, {"optimizer", cfg.Optimizer}, {"seed", cfg.Seed}, {"compute", r.model.ComputeSummary()}} {
+		{"max grad norm", cfg.MaxGradNorm}, {"optimizer", cfg.Optimizer}, {"seed", cfg.Seed}, {"compute", string(r.model.Compute())}} {
 		fmt.Fprintf(&b, "| %v | %v |\n", kv[0], kv[1])
 	}
 	if len(res.Changed) > 0 {
