@@ -3,6 +3,8 @@ package bilevel
 import (
 	"context"
 	"math"
+
+	"github.com/bidora/bidora/kernels"
 )
 
 // Float is the element type of the parameter slices (float32 for the engine,
@@ -52,13 +54,7 @@ func Hypergradient[F Float](ctx context.Context, l Levels[F], radius float64, fi
 	for i := range g {
 		copy(g[i], l.MagGrad[i])
 	}
-	var vv float64
-	for _, v := range l.DirGrad {
-		for _, x := range v {
-			vv += float64(x) * float64(x)
-		}
-	}
-	st.VNorm = math.Sqrt(vv)
+	st.VNorm = norm(l.DirGrad)
 	if firstOrder || st.VNorm == 0 {
 		return st, nil
 	}
@@ -73,11 +69,12 @@ func Hypergradient[F Float](ctx context.Context, l Levels[F], radius float64, fi
 	}
 	defer restore()
 	shift := func(sign float64) {
-		for i, d := range l.Dir {
-			for j := range d {
+		forChunks(l.Dir, func(i, lo, hi int) {
+			d := l.Dir[i]
+			for j := lo; j < hi; j++ {
 				d[j] = F(float64(v0[i][j]) + sign*eps*float64(v[i][j]))
 			}
-		}
+		})
 	}
 	shift(1)
 	if err := l.LowerGrad(ctx); err != nil {
@@ -89,12 +86,59 @@ func Hypergradient[F Float](ctx context.Context, l Levels[F], radius float64, fi
 		return st, err
 	}
 	inv := 1 / (2 * eps)
-	for i := range g {
-		for j := range g[i] {
+	forChunks(g, func(i, lo, hi int) {
+		for j := lo; j < hi; j++ {
 			g[i][j] = F(float64(g[i][j]) - (float64(gp[i][j])-float64(l.MagGrad[i][j]))*inv)
 		}
-	}
+	})
 	return st, nil
+}
+
+// chunkLen is the fixed piece of a tensor that one pool task handles: fixed, not
+// derived from the thread count, so that norm's sum does not depend on --threads.
+const chunkLen = 1 << 14
+
+// chunks lists the (tensor, lo, hi) chunks of x.
+func chunks[F Float](x [][]F) [][3]int {
+	var idx [][3]int
+	for i, v := range x {
+		for lo := 0; lo < len(v); lo += chunkLen {
+			idx = append(idx, [3]int{i, lo, min(len(v), lo+chunkLen)})
+		}
+	}
+	return idx
+}
+
+// forChunks runs fn(i, lo, hi) over every chunk [lo, hi) of every tensor x[i] on the
+// kernels pool (the element-wise passes over V, which grow with the adapter).
+func forChunks[F Float](x [][]F, fn func(i, lo, hi int)) {
+	idx := chunks(x)
+	kernels.Parallel(len(idx), 1, func(a, b int) {
+		for _, c := range idx[a:b] {
+			fn(c[0], c[1], c[2])
+		}
+	})
+}
+
+// norm returns the L2 norm of all of x, summed in float64 per chunk and the chunks in
+// order: the same bits at any thread count.
+func norm[F Float](x [][]F) float64 {
+	idx := chunks(x)
+	part := make([]float64, len(idx))
+	kernels.Parallel(len(idx), 1, func(a, b int) {
+		for c := a; c < b; c++ {
+			var s float64
+			for _, v := range x[idx[c][0]][idx[c][1]:idx[c][2]] {
+				s += float64(v) * float64(v)
+			}
+			part[c] = s
+		}
+	})
+	var ss float64
+	for _, v := range part {
+		ss += v
+	}
+	return math.Sqrt(ss)
 }
 
 func clone2[F Float](x [][]F) [][]F {
