@@ -145,495 +145,137 @@
 	KMOVW   AX, K2
 
 
+// Prefetch of the k loop (32 columns of 4 weight rows): one 64-byte line per line
+// consumed, 4 for bf16 and 8 for f32 weights.
+#define PF4_512(o) \
+	PREFETCHT0 o(SI); \
+	PREFETCHT0 o+64(SI); \
+	PREFETCHT0 o+128(SI); \
+	PREFETCHT0 o+192(SI)
+
+#define PF_BF16_512 \
+	PF4_512(0); \
+	ADDQ $256, SI
+
+#define PF_F32_512 \
+	PF4_512(0); \
+	PF4_512(256); \
+	ADDQ $512, SI
+
+// Per-X-row operations op(xp, off, a0, a1, a2, a3) for XROWS512_m: X row pointer xp,
+// its four accumulators a0–a3; off is the byte offset along k.
+#define ZROW_512(xp, off, a0, a1, a2, a3) ZERO4_512(a0, a1, a2, a3)
+#define TROW_512(xp, off, a0, a1, a2, a3) XROW_512_TAIL(xp, a0, a1, a2, a3)
+
+// XROWS512_m(op, off) applies op to the first m X rows (DI, R12, R13, BX with
+// accumulators Z0–Z3, Z4–Z7, Z8–Z11, Z12–Z15).
+#define XROWS512_1(op, off) \
+	op(DI, off, Z0, Z1, Z2, Z3)
+
+#define XROWS512_2(op, off) \
+	XROWS512_1(op, off); \
+	op(R12, off, Z4, Z5, Z6, Z7)
+
+#define XROWS512_3(op, off) \
+	XROWS512_2(op, off); \
+	op(R13, off, Z8, Z9, Z10, Z11)
+
+#define XROWS512_4(op, off) \
+	XROWS512_3(op, off); \
+	op(BX, off, Z12, Z13, Z14, Z15)
+
+// SUMS512_m reduces the first m X rows' accumulators and stores them to Y rows 0..m-1
+// (DX, stride SI).
+#define SUMS512_1 \
+	RED4_512(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3, X0); \
+	STORE4_512((DX), X0)
+
+#define SUMS512_2 \
+	SUMS512_1; \
+	RED4_512(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7, X4); \
+	STORE4_512((DX)(SI*1), X4)
+
+#define SUMS512_3 \
+	SUMS512_2; \
+	RED4_512(Z8, Z9, Z10, Z11, Y8, Y9, Y10, Y11, X8); \
+	STORE4_512((DX)(SI*2), X8)
+
+#define SUMS512_4 \
+	SUMS512_3; \
+	RED4_512(Z12, Z13, Z14, Z15, Y12, Y13, Y14, Y15, X12); \
+	LEAQ (DX)(SI*2), AX; \
+	ADDQ SI, AX; \
+	STORE4_512((AX), X12)
+
+// CASE512(mN, loop, one, tail, sum, xrows, sums, w4, w4tail, whalf, pf): the loop over
+// the groups of 4 weight rows for one X row count (xrows = XROWS512_m, sums = SUMS512_m),
+// entered at label mN; loop, one, tail and sum name its other labels. Weights are loaded
+// by w4(off) / w4tail (W4_BF16 or W4_F32), whalf is the byte offset of the second 16
+// columns in a weight row, pf the prefetch step (PF_BF16_512 or PF_F32_512).
+#define CASE512(mN, loop, one, tail, sum, xrows, sums, w4, w4tail, whalf, pf) \
+mN: \
+	xrows(ZROW_512, 0); \
+	LEAQ 4096(R8), SI; \
+	XORQ AX, AX; \
+	CMPQ AX, R15; \
+	JGE  one; \
+loop: \
+	w4(0); \
+	xrows(XROW_512, 0); \
+	w4(whalf); \
+	xrows(XROW_512, 64); \
+	pf; \
+	ADDQ $32, AX; \
+	CMPQ AX, R15; \
+	JLT  loop; \
+one: \
+	CMPQ AX, CX; \
+	JGE  tail; \
+	w4(0); \
+	xrows(XROW_512, 0); \
+	ADDQ $16, AX; \
+tail: \
+	KORTESTW K1, K1; \
+	JZ       sum; \
+	w4tail; \
+	xrows(TROW_512, 0); \
+sum: \
+	MOVQ ldy+64(FP), SI; \
+	SHLQ $2, SI; \
+	sums; \
+	NEXT_GROUP; \
+	SUBQ $4, rows+48(FP); \
+	JNZ  mN; \
+	VZEROUPPER; \
+	RET
+
+// GEMV512(w4, w4tail, whalf, pf): all of an AVX-512 kernel after SETUP: dispatch on m
+// and the four cases.
+#define GEMV512(w4, w4tail, whalf, pf) \
+	MOVQ m+0(FP), AX; \
+	CMPQ AX, $1; \
+	JEQ  m1; \
+	CMPQ AX, $2; \
+	JEQ  m2; \
+	CMPQ AX, $3; \
+	JEQ  m3; \
+	JMP  m4; \
+	CASE512(m1, m1_loop, m1_one, m1_tail, m1_sum, XROWS512_1, SUMS512_1, w4, w4tail, whalf, pf); \
+	CASE512(m2, m2_loop, m2_one, m2_tail, m2_sum, XROWS512_2, SUMS512_2, w4, w4tail, whalf, pf); \
+	CASE512(m3, m3_loop, m3_one, m3_tail, m3_sum, XROWS512_3, SUMS512_3, w4, w4tail, whalf, pf); \
+	CASE512(m4, m4_loop, m4_one, m4_tail, m4_sum, XROWS512_4, SUMS512_4, w4, w4tail, whalf, pf)
+
 // func gemvBF16AVX512(m, k int, x *float32, ldx int, w *BF16, ldw int, rows int, y *float32, ldy int, acc bool)
 TEXT ·gemvBF16AVX512(SB), NOSPLIT, $0-73
 	SETUP_MASKS_512
 	SETUP(1, 15)
-	MOVQ m+0(FP), AX
-	CMPQ AX, $1
-	JEQ  m1
-	CMPQ AX, $2
-	JEQ  m2
-	CMPQ AX, $3
-	JEQ  m3
-	JMP  m4
-
-m1:
-	ZERO4_512(Z0, Z1, Z2, Z3)
-	LEAQ 4096(R8), SI
-	XORQ AX, AX
-	CMPQ AX, R15
-	JGE  m1_one
-
-m1_loop:
-	W4_BF16(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	W4_BF16(32)
-	XROW_512(DI, 64, Z0, Z1, Z2, Z3)
-	PREFETCHT0 0(SI)
-	PREFETCHT0 64(SI)
-	PREFETCHT0 128(SI)
-	PREFETCHT0 192(SI)
-	ADDQ $256, SI
-	ADDQ $32, AX
-	CMPQ AX, R15
-	JLT  m1_loop
-
-m1_one:
-	CMPQ AX, CX
-	JGE  m1_tail
-	W4_BF16(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	ADDQ $16, AX
-
-m1_tail:
-	KORTESTW K1, K1
-	JZ       m1_sum
-	W4_BF16_TAIL
-	XROW_512_TAIL(DI, Z0, Z1, Z2, Z3)
-
-m1_sum:
-	MOVQ ldy+64(FP), SI
-	SHLQ $2, SI
-	RED4_512(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3, X0)
-	STORE4_512((DX), X0)
-	NEXT_GROUP
-	SUBQ $4, rows+48(FP)
-	JNZ  m1
-	VZEROUPPER
-	RET
-
-m2:
-	ZERO4_512(Z0, Z1, Z2, Z3)
-	ZERO4_512(Z4, Z5, Z6, Z7)
-	LEAQ 4096(R8), SI
-	XORQ AX, AX
-	CMPQ AX, R15
-	JGE  m2_one
-
-m2_loop:
-	W4_BF16(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 0, Z4, Z5, Z6, Z7)
-	W4_BF16(32)
-	XROW_512(DI, 64, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 64, Z4, Z5, Z6, Z7)
-	PREFETCHT0 0(SI)
-	PREFETCHT0 64(SI)
-	PREFETCHT0 128(SI)
-	PREFETCHT0 192(SI)
-	ADDQ $256, SI
-	ADDQ $32, AX
-	CMPQ AX, R15
-	JLT  m2_loop
-
-m2_one:
-	CMPQ AX, CX
-	JGE  m2_tail
-	W4_BF16(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 0, Z4, Z5, Z6, Z7)
-	ADDQ $16, AX
-
-m2_tail:
-	KORTESTW K1, K1
-	JZ       m2_sum
-	W4_BF16_TAIL
-	XROW_512_TAIL(DI, Z0, Z1, Z2, Z3)
-	XROW_512_TAIL(R12, Z4, Z5, Z6, Z7)
-
-m2_sum:
-	MOVQ ldy+64(FP), SI
-	SHLQ $2, SI
-	RED4_512(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3, X0)
-	STORE4_512((DX), X0)
-	RED4_512(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7, X4)
-	STORE4_512((DX)(SI*1), X4)
-	NEXT_GROUP
-	SUBQ $4, rows+48(FP)
-	JNZ  m2
-	VZEROUPPER
-	RET
-
-m3:
-	ZERO4_512(Z0, Z1, Z2, Z3)
-	ZERO4_512(Z4, Z5, Z6, Z7)
-	ZERO4_512(Z8, Z9, Z10, Z11)
-	LEAQ 4096(R8), SI
-	XORQ AX, AX
-	CMPQ AX, R15
-	JGE  m3_one
-
-m3_loop:
-	W4_BF16(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 0, Z4, Z5, Z6, Z7)
-	XROW_512(R13, 0, Z8, Z9, Z10, Z11)
-	W4_BF16(32)
-	XROW_512(DI, 64, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 64, Z4, Z5, Z6, Z7)
-	XROW_512(R13, 64, Z8, Z9, Z10, Z11)
-	PREFETCHT0 0(SI)
-	PREFETCHT0 64(SI)
-	PREFETCHT0 128(SI)
-	PREFETCHT0 192(SI)
-	ADDQ $256, SI
-	ADDQ $32, AX
-	CMPQ AX, R15
-	JLT  m3_loop
-
-m3_one:
-	CMPQ AX, CX
-	JGE  m3_tail
-	W4_BF16(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 0, Z4, Z5, Z6, Z7)
-	XROW_512(R13, 0, Z8, Z9, Z10, Z11)
-	ADDQ $16, AX
-
-m3_tail:
-	KORTESTW K1, K1
-	JZ       m3_sum
-	W4_BF16_TAIL
-	XROW_512_TAIL(DI, Z0, Z1, Z2, Z3)
-	XROW_512_TAIL(R12, Z4, Z5, Z6, Z7)
-	XROW_512_TAIL(R13, Z8, Z9, Z10, Z11)
-
-m3_sum:
-	MOVQ ldy+64(FP), SI
-	SHLQ $2, SI
-	RED4_512(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3, X0)
-	STORE4_512((DX), X0)
-	RED4_512(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7, X4)
-	STORE4_512((DX)(SI*1), X4)
-	RED4_512(Z8, Z9, Z10, Z11, Y8, Y9, Y10, Y11, X8)
-	STORE4_512((DX)(SI*2), X8)
-	NEXT_GROUP
-	SUBQ $4, rows+48(FP)
-	JNZ  m3
-	VZEROUPPER
-	RET
-
-m4:
-	ZERO4_512(Z0, Z1, Z2, Z3)
-	ZERO4_512(Z4, Z5, Z6, Z7)
-	ZERO4_512(Z8, Z9, Z10, Z11)
-	ZERO4_512(Z12, Z13, Z14, Z15)
-	LEAQ 4096(R8), SI
-	XORQ AX, AX
-	CMPQ AX, R15
-	JGE  m4_one
-
-m4_loop:
-	W4_BF16(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 0, Z4, Z5, Z6, Z7)
-	XROW_512(R13, 0, Z8, Z9, Z10, Z11)
-	XROW_512(BX, 0, Z12, Z13, Z14, Z15)
-	W4_BF16(32)
-	XROW_512(DI, 64, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 64, Z4, Z5, Z6, Z7)
-	XROW_512(R13, 64, Z8, Z9, Z10, Z11)
-	XROW_512(BX, 64, Z12, Z13, Z14, Z15)
-	PREFETCHT0 0(SI)
-	PREFETCHT0 64(SI)
-	PREFETCHT0 128(SI)
-	PREFETCHT0 192(SI)
-	ADDQ $256, SI
-	ADDQ $32, AX
-	CMPQ AX, R15
-	JLT  m4_loop
-
-m4_one:
-	CMPQ AX, CX
-	JGE  m4_tail
-	W4_BF16(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 0, Z4, Z5, Z6, Z7)
-	XROW_512(R13, 0, Z8, Z9, Z10, Z11)
-	XROW_512(BX, 0, Z12, Z13, Z14, Z15)
-	ADDQ $16, AX
-
-m4_tail:
-	KORTESTW K1, K1
-	JZ       m4_sum
-	W4_BF16_TAIL
-	XROW_512_TAIL(DI, Z0, Z1, Z2, Z3)
-	XROW_512_TAIL(R12, Z4, Z5, Z6, Z7)
-	XROW_512_TAIL(R13, Z8, Z9, Z10, Z11)
-	XROW_512_TAIL(BX, Z12, Z13, Z14, Z15)
-
-m4_sum:
-	MOVQ ldy+64(FP), SI
-	SHLQ $2, SI
-	RED4_512(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3, X0)
-	STORE4_512((DX), X0)
-	RED4_512(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7, X4)
-	STORE4_512((DX)(SI*1), X4)
-	RED4_512(Z8, Z9, Z10, Z11, Y8, Y9, Y10, Y11, X8)
-	STORE4_512((DX)(SI*2), X8)
-	RED4_512(Z12, Z13, Z14, Z15, Y12, Y13, Y14, Y15, X12)
-	LEAQ (DX)(SI*2), AX
-	ADDQ SI, AX
-	STORE4_512((AX), X12)
-	NEXT_GROUP
-	SUBQ $4, rows+48(FP)
-	JNZ  m4
-	VZEROUPPER
-	RET
+	GEMV512(W4_BF16, W4_BF16_TAIL, 32, PF_BF16_512)
 
 // func gemvF32AVX512(m, k int, x *float32, ldx int, w *float32, ldw int, rows int, y *float32, ldy int, acc bool)
 TEXT ·gemvF32AVX512(SB), NOSPLIT, $0-73
 	SETUP_MASKS_512
 	SETUP(2, 15)
-	MOVQ m+0(FP), AX
-	CMPQ AX, $1
-	JEQ  m1
-	CMPQ AX, $2
-	JEQ  m2
-	CMPQ AX, $3
-	JEQ  m3
-	JMP  m4
-
-m1:
-	ZERO4_512(Z0, Z1, Z2, Z3)
-	LEAQ 4096(R8), SI
-	XORQ AX, AX
-	CMPQ AX, R15
-	JGE  m1_one
-
-m1_loop:
-	W4_F32(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	W4_F32(64)
-	XROW_512(DI, 64, Z0, Z1, Z2, Z3)
-	PREFETCHT0 0(SI)
-	PREFETCHT0 64(SI)
-	PREFETCHT0 128(SI)
-	PREFETCHT0 192(SI)
-	PREFETCHT0 256(SI)
-	PREFETCHT0 320(SI)
-	PREFETCHT0 384(SI)
-	PREFETCHT0 448(SI)
-	ADDQ $512, SI
-	ADDQ $32, AX
-	CMPQ AX, R15
-	JLT  m1_loop
-
-m1_one:
-	CMPQ AX, CX
-	JGE  m1_tail
-	W4_F32(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	ADDQ $16, AX
-
-m1_tail:
-	KORTESTW K1, K1
-	JZ       m1_sum
-	W4_F32_TAIL
-	XROW_512_TAIL(DI, Z0, Z1, Z2, Z3)
-
-m1_sum:
-	MOVQ ldy+64(FP), SI
-	SHLQ $2, SI
-	RED4_512(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3, X0)
-	STORE4_512((DX), X0)
-	NEXT_GROUP
-	SUBQ $4, rows+48(FP)
-	JNZ  m1
-	VZEROUPPER
-	RET
-
-m2:
-	ZERO4_512(Z0, Z1, Z2, Z3)
-	ZERO4_512(Z4, Z5, Z6, Z7)
-	LEAQ 4096(R8), SI
-	XORQ AX, AX
-	CMPQ AX, R15
-	JGE  m2_one
-
-m2_loop:
-	W4_F32(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 0, Z4, Z5, Z6, Z7)
-	W4_F32(64)
-	XROW_512(DI, 64, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 64, Z4, Z5, Z6, Z7)
-	PREFETCHT0 0(SI)
-	PREFETCHT0 64(SI)
-	PREFETCHT0 128(SI)
-	PREFETCHT0 192(SI)
-	PREFETCHT0 256(SI)
-	PREFETCHT0 320(SI)
-	PREFETCHT0 384(SI)
-	PREFETCHT0 448(SI)
-	ADDQ $512, SI
-	ADDQ $32, AX
-	CMPQ AX, R15
-	JLT  m2_loop
-
-m2_one:
-	CMPQ AX, CX
-	JGE  m2_tail
-	W4_F32(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 0, Z4, Z5, Z6, Z7)
-	ADDQ $16, AX
-
-m2_tail:
-	KORTESTW K1, K1
-	JZ       m2_sum
-	W4_F32_TAIL
-	XROW_512_TAIL(DI, Z0, Z1, Z2, Z3)
-	XROW_512_TAIL(R12, Z4, Z5, Z6, Z7)
-
-m2_sum:
-	MOVQ ldy+64(FP), SI
-	SHLQ $2, SI
-	RED4_512(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3, X0)
-	STORE4_512((DX), X0)
-	RED4_512(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7, X4)
-	STORE4_512((DX)(SI*1), X4)
-	NEXT_GROUP
-	SUBQ $4, rows+48(FP)
-	JNZ  m2
-	VZEROUPPER
-	RET
-
-m3:
-	ZERO4_512(Z0, Z1, Z2, Z3)
-	ZERO4_512(Z4, Z5, Z6, Z7)
-	ZERO4_512(Z8, Z9, Z10, Z11)
-	LEAQ 4096(R8), SI
-	XORQ AX, AX
-	CMPQ AX, R15
-	JGE  m3_one
-
-m3_loop:
-	W4_F32(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 0, Z4, Z5, Z6, Z7)
-	XROW_512(R13, 0, Z8, Z9, Z10, Z11)
-	W4_F32(64)
-	XROW_512(DI, 64, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 64, Z4, Z5, Z6, Z7)
-	XROW_512(R13, 64, Z8, Z9, Z10, Z11)
-	PREFETCHT0 0(SI)
-	PREFETCHT0 64(SI)
-	PREFETCHT0 128(SI)
-	PREFETCHT0 192(SI)
-	PREFETCHT0 256(SI)
-	PREFETCHT0 320(SI)
-	PREFETCHT0 384(SI)
-	PREFETCHT0 448(SI)
-	ADDQ $512, SI
-	ADDQ $32, AX
-	CMPQ AX, R15
-	JLT  m3_loop
-
-m3_one:
-	CMPQ AX, CX
-	JGE  m3_tail
-	W4_F32(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 0, Z4, Z5, Z6, Z7)
-	XROW_512(R13, 0, Z8, Z9, Z10, Z11)
-	ADDQ $16, AX
-
-m3_tail:
-	KORTESTW K1, K1
-	JZ       m3_sum
-	W4_F32_TAIL
-	XROW_512_TAIL(DI, Z0, Z1, Z2, Z3)
-	XROW_512_TAIL(R12, Z4, Z5, Z6, Z7)
-	XROW_512_TAIL(R13, Z8, Z9, Z10, Z11)
-
-m3_sum:
-	MOVQ ldy+64(FP), SI
-	SHLQ $2, SI
-	RED4_512(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3, X0)
-	STORE4_512((DX), X0)
-	RED4_512(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7, X4)
-	STORE4_512((DX)(SI*1), X4)
-	RED4_512(Z8, Z9, Z10, Z11, Y8, Y9, Y10, Y11, X8)
-	STORE4_512((DX)(SI*2), X8)
-	NEXT_GROUP
-	SUBQ $4, rows+48(FP)
-	JNZ  m3
-	VZEROUPPER
-	RET
-
-m4:
-	ZERO4_512(Z0, Z1, Z2, Z3)
-	ZERO4_512(Z4, Z5, Z6, Z7)
-	ZERO4_512(Z8, Z9, Z10, Z11)
-	ZERO4_512(Z12, Z13, Z14, Z15)
-	LEAQ 4096(R8), SI
-	XORQ AX, AX
-	CMPQ AX, R15
-	JGE  m4_one
-
-m4_loop:
-	W4_F32(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 0, Z4, Z5, Z6, Z7)
-	XROW_512(R13, 0, Z8, Z9, Z10, Z11)
-	XROW_512(BX, 0, Z12, Z13, Z14, Z15)
-	W4_F32(64)
-	XROW_512(DI, 64, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 64, Z4, Z5, Z6, Z7)
-	XROW_512(R13, 64, Z8, Z9, Z10, Z11)
-	XROW_512(BX, 64, Z12, Z13, Z14, Z15)
-	PREFETCHT0 0(SI)
-	PREFETCHT0 64(SI)
-	PREFETCHT0 128(SI)
-	PREFETCHT0 192(SI)
-	PREFETCHT0 256(SI)
-	PREFETCHT0 320(SI)
-	PREFETCHT0 384(SI)
-	PREFETCHT0 448(SI)
-	ADDQ $512, SI
-	ADDQ $32, AX
-	CMPQ AX, R15
-	JLT  m4_loop
-
-m4_one:
-	CMPQ AX, CX
-	JGE  m4_tail
-	W4_F32(0)
-	XROW_512(DI, 0, Z0, Z1, Z2, Z3)
-	XROW_512(R12, 0, Z4, Z5, Z6, Z7)
-	XROW_512(R13, 0, Z8, Z9, Z10, Z11)
-	XROW_512(BX, 0, Z12, Z13, Z14, Z15)
-	ADDQ $16, AX
-
-m4_tail:
-	KORTESTW K1, K1
-	JZ       m4_sum
-	W4_F32_TAIL
-	XROW_512_TAIL(DI, Z0, Z1, Z2, Z3)
-	XROW_512_TAIL(R12, Z4, Z5, Z6, Z7)
-	XROW_512_TAIL(R13, Z8, Z9, Z10, Z11)
-	XROW_512_TAIL(BX, Z12, Z13, Z14, Z15)
-
-m4_sum:
-	MOVQ ldy+64(FP), SI
-	SHLQ $2, SI
-	RED4_512(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3, X0)
-	STORE4_512((DX), X0)
-	RED4_512(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7, X4)
-	STORE4_512((DX)(SI*1), X4)
-	RED4_512(Z8, Z9, Z10, Z11, Y8, Y9, Y10, Y11, X8)
-	STORE4_512((DX)(SI*2), X8)
-	RED4_512(Z12, Z13, Z14, Z15, Y12, Y13, Y14, Y15, X12)
-	LEAQ (DX)(SI*2), AX
-	ADDQ SI, AX
-	STORE4_512((AX), X12)
-	NEXT_GROUP
-	SUBQ $4, rows+48(FP)
-	JNZ  m4
-	VZEROUPPER
-	RET
+	GEMV512(W4_F32, W4_F32_TAIL, 64, PF_F32_512)
 
 // ---------------------------------------------------------------- AVX2/FMA
 //
@@ -684,122 +326,64 @@ m4_sum:
 	VMOVUPS x0, addr
 
 
+// CASE2(mN, loop, sum, xrows, sums, w4): as CASE512 for the AVX2 kernels, one X row
+// (xrows = XROW_AVX2 on DI) or two, no k tail and no prefetch.
+#define CASE2(mN, loop, sum, xrows, sums, w4) \
+mN: \
+	xrows(ZROW_AVX2); \
+	XORQ AX, AX; \
+	CMPQ AX, CX; \
+	JGE  sum; \
+loop: \
+	w4; \
+	xrows(XROW_AVX2); \
+	ADDQ $8, AX; \
+	CMPQ AX, CX; \
+	JLT  loop; \
+sum: \
+	sums; \
+	NEXT_GROUP; \
+	SUBQ $4, rows+48(FP); \
+	JNZ  mN; \
+	VZEROUPPER; \
+	RET
+
+#define ZROW_AVX2(xp, a0, a1, a2, a3) ZERO4_AVX2(a0, a1, a2, a3)
+
+#define XROWS2_1(op) \
+	op(DI, Y0, Y1, Y2, Y3)
+
+#define XROWS2_2(op) \
+	XROWS2_1(op); \
+	op(R12, Y4, Y5, Y6, Y7)
+
+#define SUMS2_1 \
+	RED4_AVX2(Y0, Y1, Y2, Y3, X0); \
+	STORE4_AVX2((DX), X0)
+
+#define SUMS2_2 \
+	SUMS2_1; \
+	RED4_AVX2(Y4, Y5, Y6, Y7, X4); \
+	STORE4_AVX2((DX)(SI*1), X4)
+
+// GEMV2(w4): all of an AVX2 kernel after SETUP: Y13 from acc, dispatch on m, two cases.
+#define GEMV2(w4) \
+	VXORPS      Y13, Y13, Y13; \
+	CMPB        acc+72(FP), $0; \
+	JEQ         noacc; \
+	VPCMPEQD    Y13, Y13, Y13; \
+noacc: \
+	CMPQ m+0(FP), $1; \
+	JNE  m2; \
+	CASE2(m1, m1_loop, m1_sum, XROWS2_1, SUMS2_1, w4); \
+	CASE2(m2, m2_loop, m2_sum, XROWS2_2, SUMS2_2, w4)
+
 // func gemvBF16AVX2(m, k int, x *float32, ldx int, w *BF16, ldw int, rows int, y *float32, ldy int, acc bool)
 TEXT ·gemvBF16AVX2(SB), NOSPLIT, $0-73
 	SETUP(1, 7)
-	VXORPS      Y13, Y13, Y13
-	CMPB        acc+72(FP), $0
-	JEQ         noacc
-	VPCMPEQD    Y13, Y13, Y13
-
-noacc:
-	CMPQ m+0(FP), $1
-	JNE  m2
-
-m1:
-	ZERO4_AVX2(Y0, Y1, Y2, Y3)
-	XORQ AX, AX
-	CMPQ AX, CX
-	JGE  m1_sum
-
-m1_loop:
-	W4_BF16_AVX2
-	XROW_AVX2(DI, Y0, Y1, Y2, Y3)
-	ADDQ $8, AX
-	CMPQ AX, CX
-	JLT  m1_loop
-
-m1_sum:
-	RED4_AVX2(Y0, Y1, Y2, Y3, X0)
-	STORE4_AVX2((DX), X0)
-	NEXT_GROUP
-	SUBQ $4, rows+48(FP)
-	JNZ  m1
-	VZEROUPPER
-	RET
-
-m2:
-	ZERO4_AVX2(Y0, Y1, Y2, Y3)
-	ZERO4_AVX2(Y4, Y5, Y6, Y7)
-	XORQ AX, AX
-	CMPQ AX, CX
-	JGE  m2_sum
-
-m2_loop:
-	W4_BF16_AVX2
-	XROW_AVX2(DI, Y0, Y1, Y2, Y3)
-	XROW_AVX2(R12, Y4, Y5, Y6, Y7)
-	ADDQ $8, AX
-	CMPQ AX, CX
-	JLT  m2_loop
-
-m2_sum:
-	RED4_AVX2(Y0, Y1, Y2, Y3, X0)
-	STORE4_AVX2((DX), X0)
-	RED4_AVX2(Y4, Y5, Y6, Y7, X4)
-	STORE4_AVX2((DX)(SI*1), X4)
-	NEXT_GROUP
-	SUBQ $4, rows+48(FP)
-	JNZ  m2
-	VZEROUPPER
-	RET
+	GEMV2(W4_BF16_AVX2)
 
 // func gemvF32AVX2(m, k int, x *float32, ldx int, w *float32, ldw int, rows int, y *float32, ldy int, acc bool)
 TEXT ·gemvF32AVX2(SB), NOSPLIT, $0-73
 	SETUP(2, 7)
-	VXORPS      Y13, Y13, Y13
-	CMPB        acc+72(FP), $0
-	JEQ         noacc
-	VPCMPEQD    Y13, Y13, Y13
-
-noacc:
-	CMPQ m+0(FP), $1
-	JNE  m2
-
-m1:
-	ZERO4_AVX2(Y0, Y1, Y2, Y3)
-	XORQ AX, AX
-	CMPQ AX, CX
-	JGE  m1_sum
-
-m1_loop:
-	W4_F32_AVX2
-	XROW_AVX2(DI, Y0, Y1, Y2, Y3)
-	ADDQ $8, AX
-	CMPQ AX, CX
-	JLT  m1_loop
-
-m1_sum:
-	RED4_AVX2(Y0, Y1, Y2, Y3, X0)
-	STORE4_AVX2((DX), X0)
-	NEXT_GROUP
-	SUBQ $4, rows+48(FP)
-	JNZ  m1
-	VZEROUPPER
-	RET
-
-m2:
-	ZERO4_AVX2(Y0, Y1, Y2, Y3)
-	ZERO4_AVX2(Y4, Y5, Y6, Y7)
-	XORQ AX, AX
-	CMPQ AX, CX
-	JGE  m2_sum
-
-m2_loop:
-	W4_F32_AVX2
-	XROW_AVX2(DI, Y0, Y1, Y2, Y3)
-	XROW_AVX2(R12, Y4, Y5, Y6, Y7)
-	ADDQ $8, AX
-	CMPQ AX, CX
-	JLT  m2_loop
-
-m2_sum:
-	RED4_AVX2(Y0, Y1, Y2, Y3, X0)
-	STORE4_AVX2((DX), X0)
-	RED4_AVX2(Y4, Y5, Y6, Y7, X4)
-	STORE4_AVX2((DX)(SI*1), X4)
-	NEXT_GROUP
-	SUBQ $4, rows+48(FP)
-	JNZ  m2
-	VZEROUPPER
-	RET
+	GEMV2(W4_F32_AVX2)
