@@ -103,13 +103,18 @@
 	VADDPS    X17, x0, x0; \
 	VMOVUPS   x0, addr
 
-// Next group of 4 weight rows and 4 outputs.
-#define NEXT_GROUP \
+// Next group of 4 weight rows and 4 outputs: back to label mN while rows remain,
+// else return.
+#define NEXT_GROUP(mN) \
 	LEAQ (R11)(R14*1), R8; \
 	LEAQ (R8)(R14*1), R9; \
 	LEAQ (R9)(R14*1), R10; \
 	LEAQ (R10)(R14*1), R11; \
-	ADDQ $16, DX
+	ADDQ $16, DX; \
+	SUBQ $4, rows+48(FP); \
+	JNZ  mN; \
+	VZEROUPPER; \
+	RET
 
 // Common set-up. wshift: log2 of the weight element size; vmask: vector width - 1.
 #define SETUP(wshift, vmask) \
@@ -243,11 +248,7 @@ sum: \
 	MOVQ ldy+64(FP), SI; \
 	SHLQ $2, SI; \
 	sums; \
-	NEXT_GROUP; \
-	SUBQ $4, rows+48(FP); \
-	JNZ  mN; \
-	VZEROUPPER; \
-	RET
+	NEXT_GROUP(mN)
 
 // GEMV512(w4, w4tail, whalf, pf): all of an AVX-512 kernel after SETUP: dispatch on m
 // and the four cases.
@@ -342,11 +343,7 @@ loop: \
 	JLT  loop; \
 sum: \
 	sums; \
-	NEXT_GROUP; \
-	SUBQ $4, rows+48(FP); \
-	JNZ  mN; \
-	VZEROUPPER; \
-	RET
+	NEXT_GROUP(mN)
 
 #define ZROW_AVX2(xp, a0, a1, a2, a3) ZERO4_AVX2(a0, a1, a2, a3)
 

@@ -115,6 +115,51 @@
 	LEAQ (R10)(DX*4), R11; \
 	LEAQ (DX)(DX*2), R12
 
+// LOADF32(addr, z) loads 16 floats; LOADBF(addr, z) widens 16 bf16 to floats.
+#define LOADF32(addr, z) \
+	VMOVUPS addr, z
+
+#define LOADBF(addr, z) \
+	VPMOVZXWD addr, z; \
+	VPSLLD    $16, z, z
+
+// PACKT16(shift, load, step) is all of a transposing pack after its arguments are loaded
+// (DI dst, R8 dstStride, SI src, DX srcStride, CX nblk): source elements are 1<<shift
+// bytes, each read with load(addr, z), and a block of 16 columns is step bytes wide.
+#define PACKT16(shift, load, step) \
+	SHLQ $2, R8; \
+	ROWPTRS(shift); \
+	TESTQ CX, CX; \
+	JZ    done; \
+loop: \
+	load((SI), Z0); \
+	load((SI)(DX*1), Z1); \
+	load((SI)(DX*2), Z2); \
+	load((SI)(R12*1), Z3); \
+	load((R9), Z4); \
+	load((R9)(DX*1), Z5); \
+	load((R9)(DX*2), Z6); \
+	load((R9)(R12*1), Z7); \
+	load((R10), Z8); \
+	load((R10)(DX*1), Z9); \
+	load((R10)(DX*2), Z10); \
+	load((R10)(R12*1), Z11); \
+	load((R11), Z12); \
+	load((R11)(DX*1), Z13); \
+	load((R11)(DX*2), Z14); \
+	load((R11)(R12*1), Z15); \
+	TRANSPOSE16; \
+	STORE16; \
+	ADDQ $step, SI; \
+	ADDQ $step, R9; \
+	ADDQ $step, R10; \
+	ADDQ $step, R11; \
+	DECQ CX; \
+	JNZ  loop; \
+done: \
+	VZEROUPPER; \
+	RET
+
 // func packT16AVX512(dst *float32, dstStride int, src *float32, srcStride int, nblk int)
 TEXT ·packT16AVX512(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI
@@ -122,44 +167,7 @@ TEXT ·packT16AVX512(SB), NOSPLIT, $0-40
 	MOVQ src+16(FP), SI
 	MOVQ srcStride+24(FP), DX
 	MOVQ nblk+32(FP), CX
-	SHLQ $2, R8
-	ROWPTRS(2)
-	TESTQ CX, CX
-	JZ    done
-
-loop:
-	VMOVUPS (SI), Z0
-	VMOVUPS (SI)(DX*1), Z1
-	VMOVUPS (SI)(DX*2), Z2
-	VMOVUPS (SI)(R12*1), Z3
-	VMOVUPS (R9), Z4
-	VMOVUPS (R9)(DX*1), Z5
-	VMOVUPS (R9)(DX*2), Z6
-	VMOVUPS (R9)(R12*1), Z7
-	VMOVUPS (R10), Z8
-	VMOVUPS (R10)(DX*1), Z9
-	VMOVUPS (R10)(DX*2), Z10
-	VMOVUPS (R10)(R12*1), Z11
-	VMOVUPS (R11), Z12
-	VMOVUPS (R11)(DX*1), Z13
-	VMOVUPS (R11)(DX*2), Z14
-	VMOVUPS (R11)(R12*1), Z15
-	TRANSPOSE16
-	STORE16
-	ADDQ $64, SI
-	ADDQ $64, R9
-	ADDQ $64, R10
-	ADDQ $64, R11
-	DECQ CX
-	JNZ  loop
-
-done:
-	VZEROUPPER
-	RET
-
-#define LOADBF(addr, z) \
-	VPMOVZXWD addr, z; \
-	VPSLLD    $16, z, z
+	PACKT16(2, LOADF32, 64)
 
 // func packT16BF16AVX512(dst *float32, dstStride int, src *uint16, srcStride int, nblk int)
 TEXT ·packT16BF16AVX512(SB), NOSPLIT, $0-40
@@ -168,40 +176,7 @@ TEXT ·packT16BF16AVX512(SB), NOSPLIT, $0-40
 	MOVQ src+16(FP), SI
 	MOVQ srcStride+24(FP), DX
 	MOVQ nblk+32(FP), CX
-	SHLQ $2, R8
-	ROWPTRS(1)
-	TESTQ CX, CX
-	JZ    done
-
-loop:
-	LOADBF((SI), Z0)
-	LOADBF((SI)(DX*1), Z1)
-	LOADBF((SI)(DX*2), Z2)
-	LOADBF((SI)(R12*1), Z3)
-	LOADBF((R9), Z4)
-	LOADBF((R9)(DX*1), Z5)
-	LOADBF((R9)(DX*2), Z6)
-	LOADBF((R9)(R12*1), Z7)
-	LOADBF((R10), Z8)
-	LOADBF((R10)(DX*1), Z9)
-	LOADBF((R10)(DX*2), Z10)
-	LOADBF((R10)(R12*1), Z11)
-	LOADBF((R11), Z12)
-	LOADBF((R11)(DX*1), Z13)
-	LOADBF((R11)(DX*2), Z14)
-	LOADBF((R11)(R12*1), Z15)
-	TRANSPOSE16
-	STORE16
-	ADDQ $32, SI
-	ADDQ $32, R9
-	ADDQ $32, R10
-	ADDQ $32, R11
-	DECQ CX
-	JNZ  loop
-
-done:
-	VZEROUPPER
-	RET
+	PACKT16(1, LOADBF, 32)
 
 // func packRowsBF16AVX512(dst *float32, src *uint16, ldb int, kc int)
 // Widens kc rows of 32 bf16 (row stride ldb elements) into kc consecutive rows of 32
