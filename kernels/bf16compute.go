@@ -392,7 +392,11 @@ func gemmBF16Rounded(s *bf16Set, m, n, k int, ab []BF16, ka int, pack pairPacker
 	tilesPerGroup := (mTiles + mGroups - 1) / mGroups
 	mGroups = (mTiles + tilesPerGroup - 1) / tilesPerGroup
 	mc := max(mr, mcBlock/mr*mr) // an A block of mcBlock rows × 2·kpBlock bf16 in L2
-	kpMax := min(kp, kpBlock)
+	// k blocks of about equal size (at most kpBlock pairs, a multiple of 16 for the NT
+	// packer's 16×16 transposes): no short last block whose C tile traffic would cost
+	// as much as a full one's.
+	nkb := (kp + kpBlock - 1) / kpBlock
+	kpMax := min(kp, ((kp+nkb-1)/nkb+15)/16*16)
 
 	task := func(t int) {
 		tn, tm := t%nTasks, t/nTasks
@@ -404,8 +408,8 @@ func gemmBF16Rounded(s *bf16Set, m, n, k int, ab []BF16, ka int, pack pairPacker
 		buf := getBuf(kpMax*np*nr + mr*nr)
 		bp := asWords((*buf)[:kpMax*np*nr])
 		ctmp := (*buf)[kpMax*np*nr:]
-		for p0 := 0; p0 < kp; p0 += kpBlock {
-			kc := min(kpBlock, kp-p0)
+		for p0 := 0; p0 < kp; p0 += kpMax {
+			kc := min(kpMax, kp-p0)
 			pack(bp, p0, kc, j0, j1-j0, nr)
 			add := acc || p0 > 0
 			for ic := i0; ic < i1; ic += mc {
