@@ -146,9 +146,9 @@ func runBench(ctx context.Context, stdio *IO, opts *benchOptions) error {
 	if opts.Threads > 0 {
 		kernels.SetThreads(opts.Threads)
 	}
-	kind := resolveAutoQuant(ctx, stdio.Err, q, &cfg, memplan.Settings{Method: opts.Method, Rank: opts.Rank,
+	kind := resolveAutoQuant(ctx, stdio.Err, q, &cfg, withCompute(memplan.Settings{Method: opts.Method, Rank: opts.Rank,
 		Targets: strings.Split(opts.Targets, ","), BatchSize: opts.BatchSize, SeqLen: opts.SeqLen,
-		GradCheckpointing: !opts.NoCheckpoint}, ".")
+		GradCheckpointing: !opts.NoCheckpoint}, opts.Compute), ".")
 	t0 := time.Now()
 	m, err := model.New(&cfg, model.Options{NoCheckpointing: opts.NoCheckpoint, F32Weights: opts.F32Weights, Seed: 1, Quant: kind, Compute: compute})
 	if err != nil {

@@ -202,11 +202,11 @@ func lookupModel(ref string) (*modelcfg.Config, []string, error) {
 // batch size, grad-accum and max-seq-len are left alone.
 func planRequest(cfg *config.Train, o config.Origins) memplan.Request {
 	return memplan.Request{
-		Settings: memplan.Settings{
+		Settings: withCompute(memplan.Settings{
 			Quant: memplan.Quant(cfg.Quantization), BaseDType: cfg.BaseDType, Method: cfg.Method, Rank: cfg.Rank,
 			Targets: cfg.Targets, Optimizer: cfg.Optimizer, BatchSize: cfg.BatchSize,
 			SeqLen: cfg.MaxSeqLen, GradCheckpointing: cfg.GradCheckpointing, Dropout: cfg.Dropout,
-		},
+		}, cfg.Compute),
 		GradAccum: cfg.GradAccum,
 		Fixed: memplan.Fixed{
 			BatchSize: o.Explicit("batch-size"), GradAccum: o.Explicit("grad-accum"), SeqLen: o.Explicit("max-seq-len"),

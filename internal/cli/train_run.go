@@ -318,6 +318,7 @@ func (r *trainRun) loadModel(ctx context.Context, stdio *IO) error {
 	s := memplan.Settings{Method: cfg.Method, Rank: cfg.Rank,
 		Targets: cfg.Targets, Optimizer: cfg.Optimizer, BatchSize: cfg.BatchSize, SeqLen: cfg.MaxSeqLen,
 		GradCheckpointing: cfg.GradCheckpointing, Dropout: cfg.Dropout, BaseDType: string(base)}
+	s = withCompute(s, cfg.Compute)
 	kind := resolveAutoQuant(ctx, stdio.Err, q, r.mc, s, cfg.Output)
 	s.Quant = memplan.Quant(kind)
 	m, err := loadQuantModel(stdio.Err, r.dir, kind, model.Options{NoCheckpointing: !cfg.GradCheckpointing, Seed: uint64(cfg.Seed), Name: cfg.Model, BaseDType: base, Compute: model.Compute(cfg.Compute),

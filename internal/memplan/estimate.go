@@ -73,6 +73,9 @@ const (
 	// charged 2×1024 tokens of logits; with those right it made small runs ~10%
 	// high.
 	RuntimeOverhead = 128 << 20
+	// BF16RowTile is the row tile of the bf16-compute GEMM on amd64 (12 rows): the
+	// bf16 copy of a product's activation operand is padded to a multiple of it.
+	BF16RowTile = 12
 )
 
 // Base dtypes of the frozen weights that are not quantised (Settings.BaseDType):
@@ -142,6 +145,51 @@ type Settings struct {
 	// KeptActivationsBudget, the library default; a negative value keeps none.
 	// AutoAdjust sizes it from the memory left over (Plan.KeptBudget).
 	KeptBudget int64
+	// BF16 says which frozen-weight products run in bf16 compute (BF16ProductsFor
+	// turns a --compute mode into it); the zero value is f32 compute everywhere.
+	BF16 BF16Products
+	// Threads is the number of kernel worker threads (kernels.Threads()); 0 counts
+	// as 1. Only the bf16-compute scratch depends on it (BF16ScratchBytes).
+	Threads int
+}
+
+// BF16Products says which frozen-weight products round their activation operand to
+// bf16 (bf16 compute): the model marks each frozen weight for bf16 compute or not
+// from its compute mode, and the estimate charges the scratch of those that are.
+type BF16Products struct {
+	// Head is the LM head: the logits X·Wᵀ and the hidden-state gradient dLogits·W.
+	Head bool `json:"head"`
+	// Projections are the per-layer projections held in the base dtype (QuantNone).
+	Projections bool `json:"projections"`
+	// Quantised are the projections held in NF4 or INT8.
+	Quantised bool `json:"quantised"`
+}
+
+// Compute modes of the frozen-weight products (the CLI's --compute).
+const (
+	ComputeAuto = "auto"
+	ComputeBF16 = "bf16"
+	ComputeF32  = "f32"
+)
+
+// BF16ProductsFor gives the products that run in bf16 compute under a --compute
+// mode, the way the model marks its weights: "bf16" all of them; "f32" and "" none;
+// "auto" none when native is false (the CPU has no bf16 dot products:
+// kernels.NativeBF16) and otherwise the LM head and the unquantised projections,
+// with NF4/INT8 projections left on f32 compute.
+func BF16ProductsFor(mode string, native bool) (BF16Products, error) {
+	switch mode {
+	case "", ComputeF32:
+		return BF16Products{}, nil
+	case ComputeBF16:
+		return BF16Products{Head: true, Projections: true, Quantised: true}, nil
+	case ComputeAuto:
+		if !native {
+			return BF16Products{}, nil
+		}
+		return BF16Products{Head: true, Projections: true}, nil
+	}
+	return BF16Products{}, fmt.Errorf("compute %q: want auto, bf16 or f32", mode)
 }
 
 // keptBudget is the budget s asks for in bytes (0 for none).
@@ -177,6 +225,10 @@ type Estimate struct {
 	// Logits is the cross-entropy's chunk of vocabulary logits and of hidden
 	// states with their gradient.
 	Logits int64 `json:"logits"`
+	// BF16Scratch is the bf16 copies of activation operands that bf16 compute
+	// makes and the kernels' buffer pool keeps (BF16ScratchBytes); 0 with f32
+	// compute.
+	BF16Scratch int64 `json:"bf16_scratch"`
 	// Overhead is RuntimeOverhead.
 	Overhead int64 `json:"overhead"`
 	// Total is the sum of the above.
@@ -262,12 +314,84 @@ func Compute(cfg *modelcfg.Config, s Settings) Estimate {
 
 	// Fused cross-entropy: a chunk of logits (LogitBytes) plus the chunk's hidden
 	// states and their gradient.
-	chunk := min(tokens, max(LogitBytes/(BytesF32*V), 1))
+	chunk := logitChunk(cfg, tokens)
 	e.Logits = chunk*V*BytesF32 + 2*chunk*h*BytesF32
 
+	e.BF16Scratch = BF16ScratchBytes(cfg, s)
+
 	e.Overhead = RuntimeOverhead
-	e.Total = e.Weights + e.Embeddings + e.Adapter + e.Activations + e.KeptActivations + e.Logits + e.Overhead
+	e.Total = e.Weights + e.Embeddings + e.Adapter + e.Activations + e.KeptActivations + e.Logits + e.BF16Scratch + e.Overhead
 	return e
+}
+
+// logitChunk is the cross-entropy's chunk of tokens for the step's tokens.
+func logitChunk(cfg *modelcfg.Config, tokens int64) int64 {
+	return min(tokens, max(LogitBytes/(BytesF32*int64(cfg.VocabSize)), 1))
+}
+
+// BF16CopyBytes is the bf16 copy of an m×k activation operand that a bf16-compute
+// product makes: rows padded to BF16RowTile, k to even, 2 B each.
+func BF16CopyBytes(m, k int64) int64 {
+	return ceilDiv(m, BF16RowTile) * BF16RowTile * 2 * ceilDiv(k, 2) * BytesBF16
+}
+
+// BF16LargestCopy is the largest bf16 activation copy of any product that s runs
+// in bf16 compute (0 with none):
+//
+//	LM head      forward: chunk × hidden; input gradient: chunk × vocab (dLogits),
+//	             chunk the cross-entropy's chunk of tokens (LogitBytes / (4·vocab),
+//	             220 tokens for a 152k vocabulary: 66 MiB)
+//	projections  forward: tokens × in; input gradient: tokens × out, for every
+//	             projection (not only the targeted ones): tokens × the widest
+//	             in or out (the intermediate size, from down_proj and gate/up)
+//
+// tokens = batch × sequence. The projections count when they are held
+// unquantised and BF16.Projections is set, or quantised and BF16.Quantised is.
+func BF16LargestCopy(cfg *modelcfg.Config, s Settings) int64 {
+	tokens := int64(max(s.BatchSize, 1)) * int64(max(s.SeqLen, 1))
+	var largest int64
+	if s.BF16.Head {
+		chunk := logitChunk(cfg, tokens)
+		largest = BF16CopyBytes(chunk, max(int64(cfg.VocabSize), int64(cfg.HiddenSize)))
+	}
+	quantised := s.Quant == QuantInt8 || s.Quant == QuantNF4
+	if (quantised && s.BF16.Quantised) || (!quantised && s.BF16.Projections) {
+		var wide int64
+		for _, p := range modelcfg.Projections {
+			out, in, ok := cfg.ProjShape(p)
+			if ok {
+				wide = max(wide, int64(out), int64(in))
+			}
+		}
+		largest = max(largest, BF16CopyBytes(tokens, wide))
+	}
+	return largest
+}
+
+// BF16PooledCopies is how many copies of the largest bf16 activation copy a run
+// holds at its peak, with t kernel threads: 2·(t+1).
+//
+// Every bf16-compute product takes its activation copy from the kernels' one
+// buffer pool, which holds buffers of every size: while the copy is out, each of
+// the t workers takes a pack buffer from the same pool, and may be handed a
+// pooled copy for it; a request that is handed a buffer too small for it drops
+// that one and allocates. So the pooled buffers grow, step after step, to the
+// largest request, t+1 of them (the ones out at once), and as many again are
+// dropped ones the Go collector frees only when the heap has doubled. Measured
+// (docs/benchmarks.md, "Memory estimate with bf16 compute"), Qwen2.5-0.5B at 256
+// tokens, 2 threads: peak RSS grows by 167 MiB over f32 compute after 3 steps and
+// settles at +397 MiB = 6.0 × the 66 MiB LM-head copy after about 50 steps; the
+// estimate is for a training run's steady state.
+func BF16PooledCopies(threads int) int64 {
+	return 2 * (int64(max(threads, 1)) + 1)
+}
+
+// BF16ScratchBytes is the memory bf16 compute adds: BF16PooledCopies(s.Threads)
+// × BF16LargestCopy. The per-worker pack panels (at most 192 pair steps × 256
+// columns of 32-bit words, 192 KiB, and a 12×32 tile) are the f32 GEMM's size and
+// are in RuntimeOverhead; 0 with f32 compute.
+func BF16ScratchBytes(cfg *modelcfg.Config, s Settings) int64 {
+	return BF16PooledCopies(s.Threads) * BF16LargestCopy(cfg, s)
 }
 
 // targetDims sums, over the targeted projections, the adapter rank and the
@@ -378,8 +502,11 @@ func (e Estimate) String() string {
 		"activations " + FormatBytes(e.Activations),
 		"kept activations " + FormatBytes(e.KeptActivations),
 		"logits " + FormatBytes(e.Logits),
-		"overhead " + FormatBytes(e.Overhead),
 	}
+	if e.BF16Scratch > 0 {
+		parts = append(parts, "bf16 compute scratch "+FormatBytes(e.BF16Scratch))
+	}
+	parts = append(parts, "overhead "+FormatBytes(e.Overhead))
 	return fmt.Sprintf("%s (%s)", FormatBytes(e.Total), strings.Join(parts, ", "))
 }
 
