@@ -9,6 +9,77 @@
 	VPERMILPS $0xb1, X0, X1; \
 	VADDPS    X1, X0, X0
 
+// DOT_LOOP(w, a0, a1, a2, a3, t0, t1, t2, t3): a0 + a1 + a2 + a3 += a[i]·b[i] over
+// the CX floats at SI (a) and DI (b), CX a multiple of w/4, with vector registers of w
+// bytes (Z or Y): four vectors (w floats) a step while w or more remain, then one.
+// t0–t3 are scratch. It defines the labels loop, tail and tail1 and jumps to done.
+#define DOT_LOOP(w, a0, a1, a2, a3, t0, t1, t2, t3) \
+	CMPQ   CX, $(w); \
+	JLT    tail; \
+loop: \
+	VMOVUPS     (SI), t0; \
+	VMOVUPS     w(SI), t1; \
+	VMOVUPS     2*w(SI), t2; \
+	VMOVUPS     3*w(SI), t3; \
+	VFMADD231PS (DI), t0, a0; \
+	VFMADD231PS w(DI), t1, a1; \
+	VFMADD231PS 2*w(DI), t2, a2; \
+	VFMADD231PS 3*w(DI), t3, a3; \
+	ADDQ        $(4*w), SI; \
+	ADDQ        $(4*w), DI; \
+	SUBQ        $(w), CX; \
+	CMPQ        CX, $(w); \
+	JGE         loop; \
+tail: \
+	TESTQ CX, CX; \
+	JZ    done; \
+tail1: \
+	VMOVUPS     (SI), t0; \
+	VFMADD231PS (DI), t0, a0; \
+	ADDQ        $(w), SI; \
+	ADDQ        $(w), DI; \
+	SUBQ        $(w/4), CX; \
+	JNZ         tail1
+
+// AXPY_BODY(w, v0, v1, v2, v3, va): y[i] += alpha·x[i] over the CX floats at SI (x)
+// and DI (y), alpha broadcast in va, vector registers of w bytes, v0–v3 scratch; then
+// VZEROUPPER and RET. It defines the labels loop, tail, tail1 and done.
+#define AXPY_BODY(w, v0, v1, v2, v3, va) \
+	CMPQ         CX, $(w); \
+	JLT          tail; \
+loop: \
+	VMOVUPS     (DI), v0; \
+	VMOVUPS     w(DI), v1; \
+	VMOVUPS     2*w(DI), v2; \
+	VMOVUPS     3*w(DI), v3; \
+	VFMADD231PS (SI), va, v0; \
+	VFMADD231PS w(SI), va, v1; \
+	VFMADD231PS 2*w(SI), va, v2; \
+	VFMADD231PS 3*w(SI), va, v3; \
+	VMOVUPS     v0, (DI); \
+	VMOVUPS     v1, w(DI); \
+	VMOVUPS     v2, 2*w(DI); \
+	VMOVUPS     v3, 3*w(DI); \
+	ADDQ        $(4*w), SI; \
+	ADDQ        $(4*w), DI; \
+	SUBQ        $(w), CX; \
+	CMPQ        CX, $(w); \
+	JGE         loop; \
+tail: \
+	TESTQ CX, CX; \
+	JZ    done; \
+tail1: \
+	VMOVUPS     (DI), v0; \
+	VFMADD231PS (SI), va, v0; \
+	VMOVUPS     v0, (DI); \
+	ADDQ        $(w), SI; \
+	ADDQ        $(w), DI; \
+	SUBQ        $(w/4), CX; \
+	JNZ         tail1; \
+done: \
+	VZEROUPPER; \
+	RET
+
 // func dotAVX512(a, b *float32, n int) float32
 TEXT ·dotAVX512(SB), NOSPLIT, $0-28
 	MOVQ   a+0(FP), SI
@@ -18,35 +89,7 @@ TEXT ·dotAVX512(SB), NOSPLIT, $0-28
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
-	CMPQ   CX, $64
-	JLT    tail
-
-loop:
-	VMOVUPS     (SI), Z4
-	VMOVUPS     64(SI), Z5
-	VMOVUPS     128(SI), Z6
-	VMOVUPS     192(SI), Z7
-	VFMADD231PS (DI), Z4, Z0
-	VFMADD231PS 64(DI), Z5, Z1
-	VFMADD231PS 128(DI), Z6, Z2
-	VFMADD231PS 192(DI), Z7, Z3
-	ADDQ        $256, SI
-	ADDQ        $256, DI
-	SUBQ        $64, CX
-	CMPQ        CX, $64
-	JGE         loop
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-
-tail1:
-	VMOVUPS     (SI), Z4
-	VFMADD231PS (DI), Z4, Z0
-	ADDQ        $64, SI
-	ADDQ        $64, DI
-	SUBQ        $16, CX
-	JNZ         tail1
+	DOT_LOOP(64, Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7)
 
 done:
 	VADDPS        Z1, Z0, Z0
@@ -67,44 +110,7 @@ TEXT ·axpyAVX512(SB), NOSPLIT, $0-32
 	MOVQ         x+8(FP), SI
 	MOVQ         y+16(FP), DI
 	MOVQ         n+24(FP), CX
-	CMPQ         CX, $64
-	JLT          tail
-
-loop:
-	VMOVUPS     (DI), Z0
-	VMOVUPS     64(DI), Z1
-	VMOVUPS     128(DI), Z2
-	VMOVUPS     192(DI), Z3
-	VFMADD231PS (SI), Z31, Z0
-	VFMADD231PS 64(SI), Z31, Z1
-	VFMADD231PS 128(SI), Z31, Z2
-	VFMADD231PS 192(SI), Z31, Z3
-	VMOVUPS     Z0, (DI)
-	VMOVUPS     Z1, 64(DI)
-	VMOVUPS     Z2, 128(DI)
-	VMOVUPS     Z3, 192(DI)
-	ADDQ        $256, SI
-	ADDQ        $256, DI
-	SUBQ        $64, CX
-	CMPQ        CX, $64
-	JGE         loop
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-
-tail1:
-	VMOVUPS     (DI), Z0
-	VFMADD231PS (SI), Z31, Z0
-	VMOVUPS     Z0, (DI)
-	ADDQ        $64, SI
-	ADDQ        $64, DI
-	SUBQ        $16, CX
-	JNZ         tail1
-
-done:
-	VZEROUPPER
-	RET
+	AXPY_BODY(64, Z0, Z1, Z2, Z3, Z31)
 
 // func dotAVX2(a, b *float32, n int) float32
 TEXT ·dotAVX2(SB), NOSPLIT, $0-28
@@ -115,35 +121,7 @@ TEXT ·dotAVX2(SB), NOSPLIT, $0-28
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
-	CMPQ   CX, $32
-	JLT    tail
-
-loop:
-	VMOVUPS     (SI), Y4
-	VMOVUPS     32(SI), Y5
-	VMOVUPS     64(SI), Y6
-	VMOVUPS     96(SI), Y7
-	VFMADD231PS (DI), Y4, Y0
-	VFMADD231PS 32(DI), Y5, Y1
-	VFMADD231PS 64(DI), Y6, Y2
-	VFMADD231PS 96(DI), Y7, Y3
-	ADDQ        $128, SI
-	ADDQ        $128, DI
-	SUBQ        $32, CX
-	CMPQ        CX, $32
-	JGE         loop
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-
-tail1:
-	VMOVUPS     (SI), Y4
-	VFMADD231PS (DI), Y4, Y0
-	ADDQ        $32, SI
-	ADDQ        $32, DI
-	SUBQ        $8, CX
-	JNZ         tail1
+	DOT_LOOP(32, Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7)
 
 done:
 	VADDPS       Y1, Y0, Y0
@@ -162,41 +140,4 @@ TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
 	MOVQ         x+8(FP), SI
 	MOVQ         y+16(FP), DI
 	MOVQ         n+24(FP), CX
-	CMPQ         CX, $32
-	JLT          tail
-
-loop:
-	VMOVUPS     (DI), Y0
-	VMOVUPS     32(DI), Y1
-	VMOVUPS     64(DI), Y2
-	VMOVUPS     96(DI), Y3
-	VFMADD231PS (SI), Y15, Y0
-	VFMADD231PS 32(SI), Y15, Y1
-	VFMADD231PS 64(SI), Y15, Y2
-	VFMADD231PS 96(SI), Y15, Y3
-	VMOVUPS     Y0, (DI)
-	VMOVUPS     Y1, 32(DI)
-	VMOVUPS     Y2, 64(DI)
-	VMOVUPS     Y3, 96(DI)
-	ADDQ        $128, SI
-	ADDQ        $128, DI
-	SUBQ        $32, CX
-	CMPQ        CX, $32
-	JGE         loop
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-
-tail1:
-	VMOVUPS     (DI), Y0
-	VFMADD231PS (SI), Y15, Y0
-	VMOVUPS     Y0, (DI)
-	ADDQ        $32, SI
-	ADDQ        $32, DI
-	SUBQ        $8, CX
-	JNZ         tail1
-
-done:
-	VZEROUPPER
-	RET
+	AXPY_BODY(32, Y0, Y1, Y2, Y3, Y15)
