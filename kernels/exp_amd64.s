@@ -172,38 +172,88 @@ GLOBL expc<>(SB), RODATA|NOPTR, $416
 	VPERMILPS     $0xb1, X, X15; \
 	VADDPS        X15, X, X
 
+// The loops below serve both widths: w is the vector width in bytes (64 for Z, 32
+// for Y registers), each step handles two vectors va, vb (w/2 floats), expa and expb
+// are the width's exp macro applied to va and vb (EXP512_A/B, EXP256_A/B), and CX (a
+// multiple of w/4) counts floats. Both define the labels loop and tail; EXP_BODY also
+// done (and returns), EXPSUM_LOOP jumps to the kernel's own done.
+#define EXP512_A EXP512(Z0, Z1, Z2)
+#define EXP512_B EXP512(Z3, Z4, Z5)
+#define EXP256_A EXP256(Y0, Y1, Y2, Y3)
+#define EXP256_B EXP256(Y4, Y5, Y6, Y7)
+
+// Operations pre(off, v) on a loaded vector for EXP_BODY.
+#define NOSUB(off, v)
+#define SUBSI(off, v) \
+	VSUBPS  off(SI), v, v
+
+// EXP_BODY(w, va, vb, expa, expb, src, pre): DI[i] = exp(pre(src[i])), src SI (exp) or
+// DI (expSub, with pre = SUBSI: x − sub at SI); SI and DI both advance. Then
+// VZEROUPPER and RET.
+#define EXP_BODY(w, va, vb, expa, expb, src, pre) \
+	CMPQ CX, $(w/2); \
+	JLT  tail; \
+loop: \
+	VMOVUPS (src), va; \
+	VMOVUPS w(src), vb; \
+	pre(0, va); \
+	pre(w, vb); \
+	expa; \
+	expb; \
+	VMOVUPS va, (DI); \
+	VMOVUPS vb, w(DI); \
+	ADDQ    $(2*w), SI; \
+	ADDQ    $(2*w), DI; \
+	SUBQ    $(w/2), CX; \
+	CMPQ    CX, $(w/2); \
+	JGE     loop; \
+tail: \
+	TESTQ CX, CX; \
+	JZ    done; \
+	VMOVUPS (src), va; \
+	pre(0, va); \
+	expa; \
+	VMOVUPS va, (DI); \
+done: \
+	VZEROUPPER; \
+	RET
+
+// EXPSUM_LOOP(w, va, vb, expa, expb, shift, sa, sb): DI[i] = exp(DI[i] − shift), the
+// results summed into sa (and sb, for the second vector of a step); jumps to done.
+#define EXPSUM_LOOP(w, va, vb, expa, expb, shift, sa, sb) \
+	CMPQ         CX, $(w/2); \
+	JLT          tail; \
+loop: \
+	VMOVUPS (DI), va; \
+	VMOVUPS w(DI), vb; \
+	VSUBPS  shift, va, va; \
+	VSUBPS  shift, vb, vb; \
+	expa; \
+	expb; \
+	VMOVUPS va, (DI); \
+	VMOVUPS vb, w(DI); \
+	VADDPS  va, sa, sa; \
+	VADDPS  vb, sb, sb; \
+	ADDQ    $(2*w), DI; \
+	SUBQ    $(w/2), CX; \
+	CMPQ    CX, $(w/2); \
+	JGE     loop; \
+tail: \
+	TESTQ CX, CX; \
+	JZ    done; \
+	VMOVUPS (DI), va; \
+	VSUBPS  shift, va, va; \
+	expa; \
+	VMOVUPS va, (DI); \
+	VADDPS  va, sa, sa
+
 // func expAVX512(dst, src *float32, n int)
 TEXT ·expAVX512(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
 	LOADC512
-	CMPQ CX, $32
-	JLT  tail
-
-loop:
-	VMOVUPS (SI), Z0
-	VMOVUPS 64(SI), Z3
-	EXP512(Z0, Z1, Z2)
-	EXP512(Z3, Z4, Z5)
-	VMOVUPS Z0, (DI)
-	VMOVUPS Z3, 64(DI)
-	ADDQ    $128, SI
-	ADDQ    $128, DI
-	SUBQ    $32, CX
-	CMPQ    CX, $32
-	JGE     loop
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-	VMOVUPS (SI), Z0
-	EXP512(Z0, Z1, Z2)
-	VMOVUPS Z0, (DI)
-
-done:
-	VZEROUPPER
-	RET
+	EXP_BODY(64, Z0, Z3, EXP512_A, EXP512_B, SI, NOSUB)
 
 // func expSumAVX512(x *float32, n int, shift float32) float32
 TEXT ·expSumAVX512(SB), NOSPLIT, $0-28
@@ -213,33 +263,7 @@ TEXT ·expSumAVX512(SB), NOSPLIT, $0-28
 	LOADC512
 	VPXORD       Z8, Z8, Z8
 	VPXORD       Z9, Z9, Z9
-	CMPQ         CX, $32
-	JLT          tail
-
-loop:
-	VMOVUPS (DI), Z0
-	VMOVUPS 64(DI), Z3
-	VSUBPS  Z28, Z0, Z0
-	VSUBPS  Z28, Z3, Z3
-	EXP512(Z0, Z1, Z2)
-	EXP512(Z3, Z4, Z5)
-	VMOVUPS Z0, (DI)
-	VMOVUPS Z3, 64(DI)
-	VADDPS  Z0, Z8, Z8
-	VADDPS  Z3, Z9, Z9
-	ADDQ    $128, DI
-	SUBQ    $32, CX
-	CMPQ    CX, $32
-	JGE     loop
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-	VMOVUPS (DI), Z0
-	VSUBPS  Z28, Z0, Z0
-	EXP512(Z0, Z1, Z2)
-	VMOVUPS Z0, (DI)
-	VADDPS  Z0, Z8, Z8
+	EXPSUM_LOOP(64, Z0, Z3, EXP512_A, EXP512_B, Z28, Z8, Z9)
 
 done:
 	VADDPS Z9, Z8, Z8
@@ -254,35 +278,7 @@ TEXT ·expSubAVX512(SB), NOSPLIT, $0-24
 	MOVQ sub+8(FP), SI
 	MOVQ n+16(FP), CX
 	LOADC512
-	CMPQ CX, $32
-	JLT  tail
-
-loop:
-	VMOVUPS (DI), Z0
-	VMOVUPS 64(DI), Z3
-	VSUBPS  (SI), Z0, Z0
-	VSUBPS  64(SI), Z3, Z3
-	EXP512(Z0, Z1, Z2)
-	EXP512(Z3, Z4, Z5)
-	VMOVUPS Z0, (DI)
-	VMOVUPS Z3, 64(DI)
-	ADDQ    $128, SI
-	ADDQ    $128, DI
-	SUBQ    $32, CX
-	CMPQ    CX, $32
-	JGE     loop
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-	VMOVUPS (DI), Z0
-	VSUBPS  (SI), Z0, Z0
-	EXP512(Z0, Z1, Z2)
-	VMOVUPS Z0, (DI)
-
-done:
-	VZEROUPPER
-	RET
+	EXP_BODY(64, Z0, Z3, EXP512_A, EXP512_B, DI, SUBSI)
 
 // func maxAVX512(x *float32, n int) float32
 TEXT ·maxAVX512(SB), NOSPLIT, $0-20
@@ -413,32 +409,7 @@ TEXT ·expAVX2(SB), NOSPLIT, $0-24
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
 	LOADC256
-	CMPQ CX, $16
-	JLT  tail
-
-loop:
-	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y4
-	EXP256(Y0, Y1, Y2, Y3)
-	EXP256(Y4, Y5, Y6, Y7)
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y4, 32(DI)
-	ADDQ    $64, SI
-	ADDQ    $64, DI
-	SUBQ    $16, CX
-	CMPQ    CX, $16
-	JGE     loop
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-	VMOVUPS (SI), Y0
-	EXP256(Y0, Y1, Y2, Y3)
-	VMOVUPS Y0, (DI)
-
-done:
-	VZEROUPPER
-	RET
+	EXP_BODY(32, Y0, Y4, EXP256_A, EXP256_B, SI, NOSUB)
 
 // func expSumAVX2(x *float32, n int, shift float32) float32
 TEXT ·expSumAVX2(SB), NOSPLIT, $0-28
@@ -448,33 +419,7 @@ TEXT ·expSumAVX2(SB), NOSPLIT, $0-28
 	LOADC256
 	VXORPS       Y8, Y8, Y8
 	VXORPS       Y9, Y9, Y9
-	CMPQ         CX, $16
-	JLT          tail
-
-loop:
-	VMOVUPS (DI), Y0
-	VMOVUPS 32(DI), Y4
-	VSUBPS  Y13, Y0, Y0
-	VSUBPS  Y13, Y4, Y4
-	EXP256(Y0, Y1, Y2, Y3)
-	EXP256(Y4, Y5, Y6, Y7)
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y4, 32(DI)
-	VADDPS  Y0, Y8, Y8
-	VADDPS  Y4, Y9, Y9
-	ADDQ    $64, DI
-	SUBQ    $16, CX
-	CMPQ    CX, $16
-	JGE     loop
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-	VMOVUPS (DI), Y0
-	VSUBPS  Y13, Y0, Y0
-	EXP256(Y0, Y1, Y2, Y3)
-	VMOVUPS Y0, (DI)
-	VADDPS  Y0, Y8, Y8
+	EXPSUM_LOOP(32, Y0, Y4, EXP256_A, EXP256_B, Y13, Y8, Y9)
 
 done:
 	VADDPS Y9, Y8, Y8
@@ -489,35 +434,7 @@ TEXT ·expSubAVX2(SB), NOSPLIT, $0-24
 	MOVQ sub+8(FP), SI
 	MOVQ n+16(FP), CX
 	LOADC256
-	CMPQ CX, $16
-	JLT  tail
-
-loop:
-	VMOVUPS (DI), Y0
-	VMOVUPS 32(DI), Y4
-	VSUBPS  (SI), Y0, Y0
-	VSUBPS  32(SI), Y4, Y4
-	EXP256(Y0, Y1, Y2, Y3)
-	EXP256(Y4, Y5, Y6, Y7)
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y4, 32(DI)
-	ADDQ    $64, SI
-	ADDQ    $64, DI
-	SUBQ    $16, CX
-	CMPQ    CX, $16
-	JGE     loop
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-	VMOVUPS (DI), Y0
-	VSUBPS  (SI), Y0, Y0
-	EXP256(Y0, Y1, Y2, Y3)
-	VMOVUPS Y0, (DI)
-
-done:
-	VZEROUPPER
-	RET
+	EXP_BODY(32, Y0, Y4, EXP256_A, EXP256_B, DI, SUBSI)
 
 // func maxAVX2(x *float32, n int) float32
 TEXT ·maxAVX2(SB), NOSPLIT, $0-20
