@@ -175,19 +175,20 @@ const (
 // BF16ProductsFor gives the products that run in bf16 compute under a --compute
 // mode, the way the model marks its weights: "bf16" all of them; "f32" and "" none;
 // "auto" none when native is false (the CPU has no bf16 dot products:
-// kernels.NativeBF16) and otherwise the LM head and the unquantised projections,
-// with NF4/INT8 projections left on f32 compute.
+// kernels.NativeBF16) and otherwise all of them, NF4/INT8 projections included
+// (TestBF16ProductsMatchModel holds this to the model's rule).
 func BF16ProductsFor(mode string, native bool) (BF16Products, error) {
+	all := BF16Products{Head: true, Projections: true, Quantised: true}
 	switch mode {
 	case "", ComputeF32:
 		return BF16Products{}, nil
 	case ComputeBF16:
-		return BF16Products{Head: true, Projections: true, Quantised: true}, nil
+		return all, nil
 	case ComputeAuto:
 		if !native {
 			return BF16Products{}, nil
 		}
-		return BF16Products{Head: true, Projections: true}, nil
+		return all, nil
 	}
 	return BF16Products{}, fmt.Errorf("compute %q: want auto, bf16 or f32", mode)
 }

@@ -25,10 +25,11 @@ func tooLarge(cfg *modelcfg.Config, s Settings) bool {
 	// Per token and layer: at most ~20 hidden-sized values, a rank and two
 	// widths per projection; the bounds below overshoot every term of Compute.
 	perLayer := 32*dim + 7*(rank+2*dim)
-	bytes := 4 * ((L+3)*perLayer*tokens*2 + // activations, kept activations, scratch
-		(rank+1)*2*dim*7*L*8 + // adapter, gradients, optimiser state
-		(7*dim*dim+4*dim)*L + 2*V*dim + // weights, embeddings
-		tokens*(V+2*dim)) // logits chunk
+	bytes := 4*((L+3)*perLayer*tokens*2+ // activations, kept activations, scratch
+		(rank+1)*2*dim*7*L*8+ // adapter, gradients, optimiser state
+		(7*dim*dim+4*dim)*L+2*V*dim+ // weights, embeddings
+		tokens*(V+2*dim)) + // logits chunk
+		4*(max(f(s.Threads), 1)+1)*(tokens+BF16RowTile)*(V+dim+2) // bf16-compute scratch
 	return !(bytes < overflowLimit)
 }
 
