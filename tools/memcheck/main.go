@@ -6,7 +6,12 @@
 //	go run ./tools/memcheck -bidora /tmp/bidora
 //
 // -only keeps the cases whose label contains a substring; -estimate prints the
-// estimates without running anything.
+// estimates without running anything. -compute is bench's --compute (auto, as
+// bench's default, is bf16 on a CPU with native bf16 dot products): the estimate
+// charges the bf16-compute scratch for it, with this machine's kernel threads.
+// -steps sets bench's timed steps: the bf16-compute scratch grows over the first
+// tens of steps (memplan.BF16PooledCopies), so -steps 50 shows a training run's
+// steady state.
 package main
 
 import (
@@ -21,6 +26,7 @@ import (
 
 	"github.com/bidora/bidora/internal/catalog"
 	"github.com/bidora/bidora/internal/memplan"
+	"github.com/bidora/bidora/kernels"
 )
 
 type benchCase struct {
@@ -68,7 +74,18 @@ func main() {
 	bin := flag.String("bidora", "bidora", "the bidora binary to measure")
 	only := flag.String("only", "", "run only the cases whose label contains this")
 	estimate := flag.Bool("estimate", false, "print the estimates, run nothing")
+	compute := flag.String("compute", "auto", "bench's --compute: auto, bf16 or f32")
+	steps := flag.Int("steps", 1, "bench's --steps (timed steps after one warm-up)")
 	flag.Parse()
+	bf16, err := memplan.BF16ProductsFor(*compute, kernels.NativeBF16())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "memcheck: -compute: %v\n", err)
+		os.Exit(2)
+	}
+	if *steps < 1 {
+		fmt.Fprintf(os.Stderr, "memcheck: -steps %d: want at least 1\n", *steps)
+		os.Exit(2)
+	}
 
 	fmt.Println("| preset | weights | method | batch×seq | estimate MiB | measured MiB | estimate/measured |")
 	fmt.Println("|---|---|---|---|---:|---:|---:|")
@@ -83,7 +100,7 @@ func main() {
 		}
 		est := memplan.Compute(&e.Config, memplan.Settings{Quant: c.quant, Method: c.method, Rank: 8,
 			Targets: []string{"all-linear"}, Optimizer: "adamw", BatchSize: c.batch, SeqLen: c.seq,
-			GradCheckpointing: !c.noCkpt})
+			GradCheckpointing: !c.noCkpt, BF16: bf16, Threads: kernels.Threads()})
 		estMiB := float64(est.Total) / (1 << 20)
 		method := c.method
 		if c.noCkpt {
@@ -94,7 +111,7 @@ func main() {
 			fmt.Println(row + " | |")
 			continue
 		}
-		got, err := measure(*bin, c)
+		got, err := measure(*bin, c, *compute, *steps)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "memcheck: %s: %v\n", c.label(), err)
 			os.Exit(1)
@@ -103,10 +120,11 @@ func main() {
 	}
 }
 
-// measure runs one warm-up and one timed step of bench and returns its peak RSS in MiB.
-func measure(bin string, c benchCase) (float64, error) {
+// measure runs one warm-up and steps timed steps of bench and returns its peak RSS in MiB.
+func measure(bin string, c benchCase, compute string, steps int) (float64, error) {
 	args := []string{"bench", "--preset", c.preset, "--quantization", string(c.quant), "--method", c.method,
-		"--batch-size", strconv.Itoa(c.batch), "--seq-len", strconv.Itoa(c.seq), "--steps", "1", "--json"}
+		"--batch-size", strconv.Itoa(c.batch), "--seq-len", strconv.Itoa(c.seq), "--steps", strconv.Itoa(steps),
+		"--compute", compute, "--json"}
 	if c.noCkpt {
 		args = append(args, "--no-grad-checkpointing")
 	}
