@@ -44,45 +44,28 @@
 // DX = lda in bytes. The loop and the C-tile code are gemm_amd64.h's, shared with
 // gemmKern12x32; STEP is the one part that differs.
 
+// BROW(addr, acc0, acc1, bc, n): broadcast the A pair at addr into bc (= Z(n)) and
+// accumulate its products with the B pair-row Z24/Z25 into Z(acc0), Z(acc1).
+#define BROW(addr, acc0, acc1, bc, n) \
+	VBROADCASTSS addr, bc; \
+	DPBF16(acc0, 24, n); \
+	DPBF16(acc1, 25, n)
+
 #define STEP(ao, bo) \
 	VMOVUPS bo(BX), Z24; \
 	VMOVUPS bo+64(BX), Z25; \
-	VBROADCASTSS ao(R8), Z26; \
-	DPBF16(0, 24, 26); \
-	DPBF16(1, 25, 26); \
-	VBROADCASTSS ao(R8)(DX*1), Z27; \
-	DPBF16(2, 24, 27); \
-	DPBF16(3, 25, 27); \
-	VBROADCASTSS ao(R8)(DX*2), Z26; \
-	DPBF16(4, 24, 26); \
-	DPBF16(5, 25, 26); \
-	VBROADCASTSS ao(R9), Z27; \
-	DPBF16(6, 24, 27); \
-	DPBF16(7, 25, 27); \
-	VBROADCASTSS ao(R9)(DX*1), Z26; \
-	DPBF16(8, 24, 26); \
-	DPBF16(9, 25, 26); \
-	VBROADCASTSS ao(R9)(DX*2), Z27; \
-	DPBF16(10, 24, 27); \
-	DPBF16(11, 25, 27); \
-	VBROADCASTSS ao(R10), Z26; \
-	DPBF16(12, 24, 26); \
-	DPBF16(13, 25, 26); \
-	VBROADCASTSS ao(R10)(DX*1), Z27; \
-	DPBF16(14, 24, 27); \
-	DPBF16(15, 25, 27); \
-	VBROADCASTSS ao(R10)(DX*2), Z26; \
-	DPBF16(16, 24, 26); \
-	DPBF16(17, 25, 26); \
-	VBROADCASTSS ao(R11), Z27; \
-	DPBF16(18, 24, 27); \
-	DPBF16(19, 25, 27); \
-	VBROADCASTSS ao(R11)(DX*1), Z26; \
-	DPBF16(20, 24, 26); \
-	DPBF16(21, 25, 26); \
-	VBROADCASTSS ao(R11)(DX*2), Z27; \
-	DPBF16(22, 24, 27); \
-	DPBF16(23, 25, 27)
+	BROW(ao(R8), 0, 1, Z26, 26); \
+	BROW(ao(R8)(DX*1), 2, 3, Z27, 27); \
+	BROW(ao(R8)(DX*2), 4, 5, Z26, 26); \
+	BROW(ao(R9), 6, 7, Z27, 27); \
+	BROW(ao(R9)(DX*1), 8, 9, Z26, 26); \
+	BROW(ao(R9)(DX*2), 10, 11, Z27, 27); \
+	BROW(ao(R10), 12, 13, Z26, 26); \
+	BROW(ao(R10)(DX*1), 14, 15, Z27, 27); \
+	BROW(ao(R10)(DX*2), 16, 17, Z26, 26); \
+	BROW(ao(R11), 18, 19, Z27, 27); \
+	BROW(ao(R11)(DX*1), 20, 21, Z26, 26); \
+	BROW(ao(R11)(DX*2), 22, 23, Z27, 27)
 
 // func gemmBF16Kern12x32(kp int, a *BF16, lda int, b *uint32, c *float32, ldc int, acc bool)
 TEXT ·gemmBF16Kern12x32(SB), NOSPLIT, $0-49
