@@ -8,7 +8,9 @@
 // buffer), gradient checkpointing keeps each layer's input plus the whole
 // activations of as many layers as a fixed budget holds (the rest are
 // recomputed), and the cross-entropy works on a bounded chunk of vocabulary
-// logits. The constants were checked against measured peak RSS of
+// logits. With bf16 compute (Settings.BF16) the frozen-weight products' bf16
+// copies of their activation operands are charged as the kernels' buffer pool
+// keeps them in a long run (BF16ScratchBytes). The constants were checked against measured peak RSS of
 // `bidora bench` (go run ./tools/memcheck); TestMeasuredPeakRSS keeps the
 // estimate within 15% of those measurements.
 package memplan
