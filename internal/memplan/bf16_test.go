@@ -12,7 +12,7 @@ import (
 //	LM head copy: ⌈220/12⌉·12 = 228 rows × 151936 × 2 B = 69282816
 //	projection copy at T tokens: ⌈T/12⌉·12 × 4864 × 2 B (T = 256: 264 rows,
 //	  2568192; T = 8192: 8196 rows, 79730688, larger than the head's)
-//	pooled copies: 2·(threads+1), 6 with 2 threads, 4 with 1 (and with 0)
+//	pooled copies: threads + 4, 6 with 2 threads, 5 with 1 (and with 0), 12 with 8
 func TestBF16Scratch(t *testing.T) {
 	cfg := find(t, "qwen2.5-0.5b")
 	all := BF16Products{Head: true, Projections: true, Quantised: true}
@@ -29,8 +29,9 @@ func TestBF16Scratch(t *testing.T) {
 		{"f32 compute nf4", BF16Products{}, QuantNF4, 8192, 2, 0},
 		{"head only, short", BF16Products{Head: true}, QuantNone, 256, 2, 6 * 69282816},
 		{"all, 256 tokens: the head's copy is the largest", all, QuantNone, 256, 2, 6 * 69282816},
-		{"all, 1 thread", all, QuantNone, 256, 1, 4 * 69282816},
-		{"threads 0 counts as 1", all, QuantNone, 256, 0, 4 * 69282816},
+		{"all, 1 thread", all, QuantNone, 256, 1, 5 * 69282816},
+		{"threads 0 counts as 1", all, QuantNone, 256, 0, 5 * 69282816},
+		{"all, 8 threads", all, QuantNone, 256, 8, 12 * 69282816},
 		// 12 tokens: the chunk is the 12 tokens, 12 × 151936 × 2 B.
 		{"all, 12 tokens: the chunk shrinks with the tokens", all, QuantNone, 12, 2, 6 * 12 * 151936 * 2},
 		{"all, 8192 tokens: down_proj's copy is the largest", all, QuantNone, 8192, 2, 6 * 79730688},

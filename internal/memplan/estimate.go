@@ -372,21 +372,22 @@ func BF16LargestCopy(cfg *modelcfg.Config, s Settings) int64 {
 }
 
 // BF16PooledCopies is how many copies of the largest bf16 activation copy a run
-// holds at its peak, with t kernel threads: 2·(t+1).
+// holds at its peak, with t kernel threads: t + 4.
 //
 // Every bf16-compute product takes its activation copy from the kernels' one
 // buffer pool, which holds buffers of every size: while the copy is out, each of
 // the t workers takes a pack buffer from the same pool, and may be handed a
 // pooled copy for it; a request that is handed a buffer too small for it drops
 // that one and allocates. So the pooled buffers grow, step after step, to the
-// largest request, t+1 of them (the ones out at once), and as many again are
-// dropped ones the Go collector frees only when the heap has doubled. Measured
-// (docs/benchmarks.md, "Memory estimate with bf16 compute"), Qwen2.5-0.5B at 256
-// tokens, 2 threads: peak RSS grows by 167 MiB over f32 compute after 3 steps and
-// settles at +397 MiB = 6.0 × the 66 MiB LM-head copy after about 50 steps; the
-// estimate is for a training run's steady state.
+// largest request, t+1 of them (those out at once), and dropped ones stay until
+// the Go collector runs, which it does only when the heap has doubled. The 3
+// beyond t+1 are measured (docs/benchmarks.md, "Memory estimate with bf16
+// compute"), Qwen2.5-0.5B at 256 tokens, whose largest copy is the LM head's
+// 66 MiB: after 30–80 steps peak RSS is 5.6–6.0 copies above f32 compute with 2
+// threads and 12.5 with 8 (after the 2 steps of a short bench, 2.3 with 2
+// threads: the estimate is for a training run's steady state).
 func BF16PooledCopies(threads int) int64 {
-	return 2 * (int64(max(threads, 1)) + 1)
+	return int64(max(threads, 1)) + 4
 }
 
 // BF16ScratchBytes is the memory bf16 compute adds: BF16PooledCopies(s.Threads)

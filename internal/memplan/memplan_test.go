@@ -247,7 +247,9 @@ func ExampleAutoAdjust() {
 // measured for these runs (LoRA r=8 on all-linear, AdamW, one warm-up and one timed
 // step; go run ./tools/memcheck, recorded in docs/benchmarks.md, "Memory estimate
 // vs measured peak RSS"). If the model's memory changes, measure again and update
-// both.
+// both. The bf16-compute cases (threads set) are from "Memory estimate with bf16
+// compute": bench --compute bf16 --threads N with enough steps for the scratch's
+// steady state (40, 40, 25, 2 and 30).
 func TestMeasuredPeakRSS(t *testing.T) {
 	cases := []struct {
 		preset      string
@@ -256,28 +258,38 @@ func TestMeasuredPeakRSS(t *testing.T) {
 		batch, seq  int
 		noCkpt      bool
 		measuredMiB float64
+		bf16Threads int // bf16 compute with this many threads; 0: f32 compute
 	}{
-		{"qwen2.5-0.5b", QuantNone, "lora", 1, 256, false, 1668},
-		{"qwen2.5-0.5b", QuantNone, "lora", 1, 512, false, 1795},
-		{"qwen2.5-0.5b", QuantNone, "lora", 1, 1024, false, 1904},
-		{"qwen2.5-0.5b", QuantNone, "lora", 1, 2048, false, 2188},
-		{"qwen2.5-0.5b", QuantNone, "lora", 4, 512, false, 2188},
-		{"qwen2.5-0.5b", QuantNF4, "lora", 1, 512, false, 1310},
-		{"qwen2.5-0.5b", QuantNF4, "lora", 1, 2048, false, 1728},
-		{"qwen2.5-0.5b", QuantNone, "dora", 1, 512, false, 1851},
-		{"qwen2.5-0.5b", QuantNone, "lora", 1, 512, true, 2176},
-		{"llama-3.2-1b", QuantNone, "lora", 1, 512, false, 3358},
-		{"qwen2.5-1.5b", QuantNone, "lora", 1, 1024, false, 4187},
-		{"qwen2.5-3b", QuantNF4, "lora", 1, 512, false, 3267},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 256, false, 1668, 0},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 512, false, 1795, 0},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 1024, false, 1904, 0},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 2048, false, 2188, 0},
+		{"qwen2.5-0.5b", QuantNone, "lora", 4, 512, false, 2188, 0},
+		{"qwen2.5-0.5b", QuantNF4, "lora", 1, 512, false, 1310, 0},
+		{"qwen2.5-0.5b", QuantNF4, "lora", 1, 2048, false, 1728, 0},
+		{"qwen2.5-0.5b", QuantNone, "dora", 1, 512, false, 1851, 0},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 512, true, 2176, 0},
+		{"llama-3.2-1b", QuantNone, "lora", 1, 512, false, 3358, 0},
+		{"qwen2.5-1.5b", QuantNone, "lora", 1, 1024, false, 4187, 0},
+		{"qwen2.5-3b", QuantNF4, "lora", 1, 512, false, 3267, 0},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 256, false, 2035, 2},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 512, false, 2176, 2},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 1024, false, 2278, 2},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 2048, false, 2609, 2},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 256, false, 2532, 8},
 	}
 	for _, c := range cases {
-		e := Compute(find(t, c.preset), Settings{Quant: c.quant, Method: c.method, Rank: 8,
+		s := Settings{Quant: c.quant, Method: c.method, Rank: 8,
 			Targets: []string{"all-linear"}, Optimizer: "adamw", BatchSize: c.batch, SeqLen: c.seq,
-			GradCheckpointing: !c.noCkpt})
+			GradCheckpointing: !c.noCkpt, Threads: c.bf16Threads}
+		if c.bf16Threads > 0 {
+			s.BF16 = BF16Products{Head: true, Projections: true, Quantised: true}
+		}
+		e := Compute(find(t, c.preset), s)
 		ratio := float64(e.Total) / (1 << 20) / c.measuredMiB
 		if ratio < 0.85 || ratio > 1.15 {
-			t.Errorf("%s %s %s %d×%d no-ckpt=%v: estimate %s is %.2f× the measured %.0f MiB",
-				c.preset, c.quant, c.method, c.batch, c.seq, c.noCkpt, FormatBytes(e.Total), ratio, c.measuredMiB)
+			t.Errorf("%s %s %s %d×%d no-ckpt=%v bf16 threads %d: estimate %s is %.2f× the measured %.0f MiB",
+				c.preset, c.quant, c.method, c.batch, c.seq, c.noCkpt, c.bf16Threads, FormatBytes(e.Total), ratio, c.measuredMiB)
 		}
 	}
 }
