@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"math/bits"
 	"sync"
 	"unsafe"
 )
@@ -36,18 +37,42 @@ type microKernel struct {
 // after panel, zero-filling the columns past nc.
 type packer func(dst []float32, p0, kc, j0, nc, nr int)
 
-var bufPool sync.Pool
+// bufPools holds pooled f32 buffers by size class: capacities m·2^s with m = 4…7, so a
+// class is at most 25% larger than the requests it serves. One pool for every size
+// would hand a small request a huge buffer, and drop a too-small buffer on a large
+// request to allocate another: the pooled set then creeps up to many copies of the
+// largest request (the LM head's bf16 logits gradient) while the dropped ones wait
+// for the GC. With classes a request only meets buffers of its own class.
+var bufPools [4 * 64]sync.Pool
+
+// bufClass returns the class of a request for n floats and its capacity.
+func bufClass(n int) (class, capacity int) {
+	n = max(n, 1)
+	sh := max(0, bits.Len(uint(n-1))-3)
+	m := (n + 1<<sh - 1) >> sh // 4…8 (or less for tiny n)
+	if m == 8 {
+		m, sh = 4, sh+1
+	}
+	m = max(m, 4)
+	return 4*sh + m - 4, m << sh
+}
 
 func getBuf(n int) *[]float32 {
-	if b, ok := bufPool.Get().(*[]float32); ok && cap(*b) >= n {
+	c, size := bufClass(n)
+	if b, ok := bufPools[c].Get().(*[]float32); ok {
 		*b = (*b)[:n]
 		return b
 	}
-	b := make([]float32, n)
+	b := make([]float32, n, size)
 	return &b
 }
 
-func putBuf(b *[]float32) { bufPool.Put(b) }
+// putBuf returns a buffer from getBuf to its class's pool (others are let go).
+func putBuf(b *[]float32) {
+	if c, size := bufClass(cap(*b)); size == cap(*b) {
+		bufPools[c].Put(b)
+	}
+}
 
 // Scratch returns a pooled f32 buffer of length n (contents undefined); give it back
 // with ReleaseScratch. Kernels outside this package (quant's fused GEMMs) share the pool.

@@ -77,3 +77,37 @@ func TestParallelNestedAndConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestBufClass checks the scratch size classes: every request fits its class, the
+// class is at most 25% larger (past tiny sizes), classes grow with the request, and a
+// class's own capacity maps back to it (putBuf relies on that).
+func TestBufClass(t *testing.T) {
+	prev := -1
+	for n := 0; n < 1<<16; n++ {
+		c, size := bufClass(n)
+		if size < n || (n >= 16 && 4*size > 5*n+16) {
+			t.Fatalf("n=%d: class %d capacity %d", n, c, size)
+		}
+		if c < prev {
+			t.Fatalf("n=%d: class %d after %d", n, c, prev)
+		}
+		prev = c
+		if c2, s2 := bufClass(size); c2 != c || s2 != size {
+			t.Fatalf("n=%d: capacity %d maps to class %d/%d, want %d", n, size, c2, s2, c)
+		}
+	}
+	for _, n := range []int{1 << 20, 5<<20 + 1, 16_711_680, 1 << 30} {
+		c, size := bufClass(n)
+		if size < n || 4*size > 5*n || c >= len(bufPools) {
+			t.Errorf("n=%d: class %d capacity %d", n, c, size)
+		}
+		if n > 1<<24 {
+			continue
+		}
+		b := getBuf(n)
+		if len(*b) != n || cap(*b) != size {
+			t.Errorf("getBuf(%d): len %d cap %d, want cap %d", n, len(*b), cap(*b), size)
+		}
+		putBuf(b)
+	}
+}
