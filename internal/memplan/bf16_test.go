@@ -12,7 +12,7 @@ import (
 //	LM head copy: ⌈220/12⌉·12 = 228 rows × 151936 × 2 B = 69282816
 //	projection copy at T tokens: ⌈T/12⌉·12 × 4864 × 2 B (T = 256: 264 rows,
 //	  2568192; T = 8192: 8196 rows, 79730688, larger than the head's)
-//	pooled copies: threads + 4, 6 with 2 threads, 5 with 1 (and with 0), 12 with 8
+//	pooled copies: threads + 1, 3 with 2 threads, 2 with 1 (and with 0), 9 with 8
 func TestBF16Scratch(t *testing.T) {
 	cfg := find(t, "qwen2.5-0.5b")
 	all := BF16Products{Head: true, Projections: true, Quantised: true}
@@ -27,17 +27,17 @@ func TestBF16Scratch(t *testing.T) {
 	}{
 		{"f32 compute", BF16Products{}, QuantNone, 2048, 2, 0},
 		{"f32 compute nf4", BF16Products{}, QuantNF4, 8192, 2, 0},
-		{"head only, short", BF16Products{Head: true}, QuantNone, 256, 2, 6 * 69282816},
-		{"all, 256 tokens: the head's copy is the largest", all, QuantNone, 256, 2, 6 * 69282816},
-		{"all, 1 thread", all, QuantNone, 256, 1, 5 * 69282816},
-		{"threads 0 counts as 1", all, QuantNone, 256, 0, 5 * 69282816},
-		{"all, 8 threads", all, QuantNone, 256, 8, 12 * 69282816},
+		{"head only, short", BF16Products{Head: true}, QuantNone, 256, 2, 3 * 69282816},
+		{"all, 256 tokens: the head's copy is the largest", all, QuantNone, 256, 2, 3 * 69282816},
+		{"all, 1 thread", all, QuantNone, 256, 1, 2 * 69282816},
+		{"threads 0 counts as 1", all, QuantNone, 256, 0, 2 * 69282816},
+		{"all, 8 threads", all, QuantNone, 256, 8, 9 * 69282816},
 		// 12 tokens: the chunk is the 12 tokens, 12 × 151936 × 2 B.
-		{"all, 12 tokens: the chunk shrinks with the tokens", all, QuantNone, 12, 2, 6 * 12 * 151936 * 2},
-		{"all, 8192 tokens: down_proj's copy is the largest", all, QuantNone, 8192, 2, 6 * 79730688},
-		{"projections only, 256 tokens", BF16Products{Projections: true}, QuantNone, 256, 2, 6 * 2568192},
-		{"head and unquantised projections: nf4 ones on f32", auto, QuantNF4, 8192, 2, 6 * 69282816},
-		{"bf16 runs nf4 projections in bf16", all, QuantNF4, 8192, 2, 6 * 79730688},
+		{"all, 12 tokens: the chunk shrinks with the tokens", all, QuantNone, 12, 2, 3 * 12 * 151936 * 2},
+		{"all, 8192 tokens: down_proj's copy is the largest", all, QuantNone, 8192, 2, 3 * 79730688},
+		{"projections only, 256 tokens", BF16Products{Projections: true}, QuantNone, 256, 2, 3 * 2568192},
+		{"head and unquantised projections: nf4 ones on f32", auto, QuantNF4, 8192, 2, 3 * 69282816},
+		{"bf16 runs nf4 projections in bf16", all, QuantNF4, 8192, 2, 3 * 79730688},
 		{"quantised only, unquantised base", BF16Products{Quantised: true}, QuantNone, 8192, 2, 0},
 	}
 	for _, c := range cases {
@@ -86,12 +86,12 @@ func TestBF16ScratchGrows(t *testing.T) {
 	cfg.VocabSize *= 2 // a chunk of half the tokens, each twice as wide
 	if big := BF16ScratchBytes(&cfg, s); big != small {
 		// ⌈110/12⌉·12 = 120 rows × 303872 > 228 rows × 151936
-		if want := int64(6 * 120 * 303872 * 2); big != want {
+		if want := int64(3 * 120 * 303872 * 2); big != want {
 			t.Errorf("vocab ×2: scratch %d, want %d", big, want)
 		}
 	}
 	cfg.VocabSize = 32000 // a 1049-token chunk: the 256 tokens are one chunk
-	if got, want := BF16ScratchBytes(&cfg, s), int64(6*(264*32000*2)); got != want {
+	if got, want := BF16ScratchBytes(&cfg, s), int64(3*(264*32000*2)); got != want {
 		t.Errorf("vocab 32000: scratch %d, want %d", got, want)
 	}
 }
@@ -129,8 +129,8 @@ func TestEstimateStringBF16(t *testing.T) {
 		t.Errorf("f32 compute: %q mentions bf16", str)
 	}
 	s.BF16, s.Threads = BF16Products{Head: true, Projections: true}, 2
-	if str := Compute(cfg, s).String(); !strings.Contains(str, "bf16 compute scratch 396.4 MiB, overhead") {
-		t.Errorf("bf16 compute: %q lacks the scratch (6 × 66.1 MiB) before the overhead", str)
+	if str := Compute(cfg, s).String(); !strings.Contains(str, "bf16 compute scratch 198.2 MiB, overhead") {
+		t.Errorf("bf16 compute: %q lacks the scratch (3 × 66.1 MiB) before the overhead", str)
 	}
 }
 

@@ -372,22 +372,18 @@ func BF16LargestCopy(cfg *modelcfg.Config, s Settings) int64 {
 }
 
 // BF16PooledCopies is how many copies of the largest bf16 activation copy a run
-// holds at its peak, with t kernel threads: t + 4.
+// holds at its peak, with t kernel threads: t + 1.
 //
-// Every bf16-compute product takes its activation copy from the kernels' one
-// buffer pool, which holds buffers of every size: while the copy is out, each of
-// the t workers takes a pack buffer from the same pool, and may be handed a
-// pooled copy for it; a request that is handed a buffer too small for it drops
-// that one and allocates. So the pooled buffers grow, step after step, to the
-// largest request, t+1 of them (those out at once), and dropped ones stay until
-// the Go collector runs, which it does only when the heap has doubled. The 3
-// beyond t+1 are measured (docs/benchmarks.md, "Memory estimate with bf16
-// compute"), Qwen2.5-0.5B at 256 tokens, whose largest copy is the LM head's
-// 66 MiB: after 30–80 steps peak RSS is 5.6–6.0 copies above f32 compute with 2
-// threads and 12.5 with 8 (after the 2 steps of a short bench, 2.3 with 2
-// threads: the estimate is for a training run's steady state).
+// Every bf16-compute product takes its activation copy from the kernels' scratch
+// pool, which keeps buffers by size class (so per-worker pack buffers never hold a
+// copy's memory), but as a sync.Pool it caches buffers per P: the goroutine running
+// the LM head's products moves between the t Ps, and each may keep a copy of its
+// own. Measured (docs/benchmarks.md, "bf16 compute round three"), Qwen2.5-0.5B at
+// 256 tokens, whose largest copy is the LM head's 66 MiB, after 30 steps: 2.7 copies
+// above f32 compute with 2 threads, 11 with 8 (GOMAXPROCS 8); 3.1–4.7 at 512–2048
+// tokens with 2 threads.
 func BF16PooledCopies(threads int) int64 {
-	return int64(max(threads, 1)) + 4
+	return int64(max(threads, 1)) + 1
 }
 
 // BF16ScratchBytes is the memory bf16 compute adds: BF16PooledCopies(s.Threads)

@@ -272,11 +272,11 @@ func TestMeasuredPeakRSS(t *testing.T) {
 		{"llama-3.2-1b", QuantNone, "lora", 1, 512, false, 3358, 0},
 		{"qwen2.5-1.5b", QuantNone, "lora", 1, 1024, false, 4187, 0},
 		{"qwen2.5-3b", QuantNF4, "lora", 1, 512, false, 3267, 0},
-		{"qwen2.5-0.5b", QuantNone, "lora", 1, 256, false, 2035, 2},
-		{"qwen2.5-0.5b", QuantNone, "lora", 1, 512, false, 2176, 2},
-		{"qwen2.5-0.5b", QuantNone, "lora", 1, 1024, false, 2278, 2},
-		{"qwen2.5-0.5b", QuantNone, "lora", 1, 2048, false, 2609, 2},
-		{"qwen2.5-0.5b", QuantNone, "lora", 1, 256, false, 2532, 8},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 256, false, 1846, 2},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 512, false, 2003, 2},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 1024, false, 2215, 2},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 2048, false, 2425, 2},
+		{"qwen2.5-0.5b", QuantNone, "lora", 1, 256, false, 2457, 8},
 	}
 	for _, c := range cases {
 		s := Settings{Quant: c.quant, Method: c.method, Rank: 8,
