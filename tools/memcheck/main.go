@@ -68,6 +68,13 @@ var cases = []benchCase{
 	{preset: "llama-3.2-1b", quant: memplan.QuantNone, method: "lora", batch: 1, seq: 512},
 	{preset: "qwen2.5-1.5b", quant: memplan.QuantNone, method: "lora", batch: 1, seq: 1024},
 	{preset: "qwen2.5-3b", quant: memplan.QuantNF4, method: "lora", batch: 1, seq: 512},
+	// The scaling table of docs/benchmarks.md.
+	{preset: "qwen2.5-0.5b", quant: memplan.QuantNone, method: "lora", batch: 1, seq: 4096},
+	{preset: "qwen2.5-0.5b", quant: memplan.QuantInt8, method: "lora", batch: 1, seq: 512},
+	{preset: "qwen2.5-coder-0.5b", quant: memplan.QuantNone, method: "lora", batch: 1, seq: 512},
+	{preset: "qwen2.5-coder-1.5b", quant: memplan.QuantNone, method: "lora", batch: 1, seq: 512},
+	{preset: "qwen2.5-coder-3b", quant: memplan.QuantNone, method: "lora", batch: 1, seq: 512},
+	{preset: "qwen2.5-coder-7b", quant: memplan.QuantNF4, method: "lora", batch: 1, seq: 512},
 }
 
 func main() {
