@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bidora/bidora/chattemplate"
+	"github.com/bidora/bidora/config"
 	"github.com/bidora/bidora/dataset"
 	"github.com/bidora/bidora/internal/memplan"
 	"github.com/bidora/bidora/kernels"
@@ -29,6 +30,7 @@ type generateOptions struct {
 	Adapter           string
 	Quantization      string
 	BaseDType         string
+	Compute           string
 	Prompt            string
 	Chat              bool
 	System            string
@@ -101,6 +103,7 @@ the model's FIM prompt, stops at its end-of-middle token and prints only the mid
 	f.StringVar(&opts.Adapter, "adapter", "", "PEFT adapter directory or HF repo id (optional)")
 	f.StringVar(&opts.Quantization, "quantization", "auto", quantUsage)
 	f.StringVar(&opts.BaseDType, "base-dtype", "auto", baseDTypeUsage)
+	f.StringVar(&opts.Compute, "compute", "auto", config.ComputeUsage+"; here it speeds up reading the prompt (prefill), while new tokens, one row at a time, use f32 GEMVs either way")
 	f.StringVar(&opts.Prompt, "prompt", "", "the prompt (plain text, or the user message with --chat)")
 	f.BoolVar(&opts.Chat, "chat", false, "apply the chat template; without --prompt, read messages from stdin")
 	f.StringVar(&opts.System, "system", "", "system message (with --chat)")
@@ -125,6 +128,7 @@ type generateResult struct {
 	PrefillTPS   float64 `json:"prefill_tokens_per_s"`
 	DecodeTPS    float64 `json:"decode_tokens_per_s"`
 	StopReason   string  `json:"stop_reason"`
+	Compute      string  `json:"compute"` // the resolved --compute: bf16 or f32
 }
 
 // checkGenerateFlags validates the flags that do not need the model.
@@ -139,6 +143,11 @@ func checkGenerateFlags(opts *generateOptions) error {
 		return err
 	}
 	opts.BaseDType = string(d)
+	c, err := parseComputeFlag(opts.Compute)
+	if err != nil {
+		return err
+	}
+	opts.Compute = string(c)
 	if err := checkInfillFlags(opts); err != nil {
 		return err
 	}
@@ -268,7 +277,7 @@ func loadGenerator(ctx context.Context, stdio *IO, opts *generateOptions, dir st
 	base, _ := resolveBaseDType(model.BaseDType(opts.BaseDType), dir, mc)
 	kind := resolveAutoQuant(ctx, stdio.Err, opts.Quantization, mc, memplan.Settings{BatchSize: 1,
 		SeqLen: max(256, min(mc.MaxPositionEmbeddings, 4096)), GradCheckpointing: true, BaseDType: string(base)}, ".")
-	if g.m, err = loadQuantModel(stdio.Err, dir, kind, model.Options{BaseDType: base}); err != nil {
+	if g.m, err = loadQuantModel(stdio.Err, dir, kind, model.Options{BaseDType: base, Compute: model.Compute(opts.Compute)}); err != nil {
 		return nil, err
 	}
 	if opts.Adapter != "" {
@@ -441,7 +450,8 @@ func (g *generator) reply(ctx context.Context, ids, context []int) (string, erro
 		enc := json.NewEncoder(out)
 		enc.SetEscapeHTML(false)
 		return text, enc.Encode(generateResult{Text: text, Tokens: len(res.Tokens), PromptTokens: len(ids),
-			PrefillTPS: round2(res.PrefillTokensPerSecond()), DecodeTPS: round2(res.DecodeTokensPerSecond()), StopReason: res.StopReason})
+			PrefillTPS: round2(res.PrefillTokensPerSecond()), DecodeTPS: round2(res.DecodeTokensPerSecond()), StopReason: res.StopReason,
+			Compute: string(g.m.Compute())})
 	}
 	if !g.exact && !strings.HasSuffix(text, "\n") {
 		if err := write("\n"); err != nil {

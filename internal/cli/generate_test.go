@@ -65,6 +65,7 @@ func TestGenerateUsageErrors(t *testing.T) {
 		{[]string{"--model", dir, "--prompt", "x", "--threads", "-1"}, "--threads"},
 		{[]string{"--model", dir, "--prompt", "x", "--temperature", "hot"}, "temperature"},
 		{[]string{"--model", dir, "--prompt", "x", "--quantization", "nf5"}, "--quantization nf5"},
+		{[]string{"--model", dir, "--prompt", "x", "--compute", "fp16"}, "--compute"},
 	}
 	for _, c := range cases {
 		code, _, errOut := runGenerateCmd(t, "", c.args...)
@@ -246,5 +247,45 @@ func TestGenerateChatLongLine(t *testing.T) {
 	want := "stdin:2: line longer than the limit of 16 MiB: a chat message is one line of stdin"
 	if code != ExitError || !strings.Contains(errOut, want) || strings.Contains(errOut, "token too long") {
 		t.Fatalf("exit %d, stderr %q; want %q", code, errOut, want)
+	}
+}
+
+// --compute bf16 runs the prompt's products in bf16 compute: the output equals the
+// library's greedy generation with the same compute and the JSON says which compute
+// ran; auto resolves for this CPU (f32 in these tests, which hide native bf16).
+func TestGenerateCompute(t *testing.T) {
+	dir := genTestModel(t)
+	const prompt = "def main(): return 1 + 2 + 3"
+	for _, c := range []struct {
+		flag string
+		want model.Compute
+	}{{"bf16", model.ComputeBF16}, {"f32", model.ComputeF32}, {"auto", model.ComputeF32}} {
+		m, err := model.Load(dir, model.Options{Compute: c.want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := tokenizer.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc, err := m.NewKVCache(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := tok.EncodeWithSpecial(prompt)
+		ref, err := m.Generate(context.Background(), kc, ids, model.GenerateOptions{MaxNewTokens: 12})
+		m.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tok.Decode(append(append([]int(nil), ids...), ref.Tokens...), true)[len(tok.Decode(ids, true)):]
+		code, out, errOut := runGenerateCmd(t, "", "--model", dir, "--prompt", prompt, "--max-new-tokens", "12", "--json", "--compute", c.flag)
+		if code != 0 {
+			t.Fatalf("--compute %s: exit %d: %s", c.flag, code, errOut)
+		}
+		res := decodeGenJSON(t, out)
+		if len(res) != 1 || res[0].Text != want || res[0].Compute != string(c.want) {
+			t.Errorf("--compute %s: got %+v, want text %q and compute %s", c.flag, res, want, c.want)
+		}
 	}
 }
