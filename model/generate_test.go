@@ -389,3 +389,37 @@ func benchmarkDecode(b *testing.B, q quant.Kind) {
 		b.ReportMetric(float64(len(prompt)*b.N)/b.Elapsed().Seconds(), "tokens/s")
 	})
 }
+
+// BenchmarkPrefill times a 512-token prefill (the prompt read into the KV cache) of
+// the Qwen2.5-0.5B shape with f32 and bf16 compute, bf16 and NF4 projections:
+//
+//	go test ./model -run '^$' -bench Prefill -count 3
+func BenchmarkPrefill(b *testing.B) {
+	for _, q := range []quant.Kind{quant.KindNone, quant.KindNF4} {
+		for _, c := range []Compute{ComputeF32, ComputeBF16} {
+			name := "bf16"
+			if q != quant.KindNone {
+				name = string(q)
+			}
+			b.Run(name+"/"+string(c), func(b *testing.B) {
+				m, err := New(qwen05Shape(24), Options{Seed: 1, Quant: q, Compute: c})
+				if err != nil {
+					b.Fatal(err)
+				}
+				prompt := testIDs(512, m.Config.VocabSize)
+				kc, err := m.NewKVCache(len(prompt))
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx := context.Background()
+				for b.Loop() {
+					kc.Reset()
+					if _, err := m.Extend(ctx, kc, prompt); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(len(prompt)*b.N)/b.Elapsed().Seconds(), "tokens/s")
+			})
+		}
+	}
+}
