@@ -71,6 +71,7 @@ type Data struct {
 	Inner   []dataset.Example // lower level: the direction
 	Outer   []dataset.Example // upper level: the magnitudes
 	Retrain []dataset.Example // retraining phase (typically all training data)
+	Groups  int               // groups split by SplitDataBy (0: split by example)
 }
 
 // SplitData is the recipe's data policy: a seeded outerSplit share of the training
@@ -78,8 +79,48 @@ type Data struct {
 // the retraining phase uses both. Validation data never enters: it is only evaluated,
 // so the validation loss stays held out and what is learned never depends on it.
 func SplitData(trainEx []dataset.Example, outerSplit float64, seed uint64) (Data, error) {
+	return SplitDataBy(trainEx, outerSplit, seed, nil)
+}
+
+// SplitDataBy is SplitData with examples kept together by group (for examples cut
+// from source files: the file), so that the magnitudes are fitted on files the
+// direction never saw, as a held-out split should be: a seeded outerSplit share of
+// the groups, with every example of each, becomes the outer split. group returns an
+// example's group; nil, or fewer than two groups, splits by example as SplitData
+// does. Data.Groups says how many groups were split (0 when split by example).
+func SplitDataBy(trainEx []dataset.Example, outerSplit float64, seed uint64, group func(*dataset.Example) string) (Data, error) {
 	var d Data
-	d.Inner, d.Outer = dataset.Split(trainEx, outerSplit, seed^0xb1)
+	var names []string
+	if group != nil {
+		index := map[string]int{}
+		for i := range trainEx {
+			g := group(&trainEx[i])
+			if _, ok := index[g]; !ok {
+				index[g] = len(names)
+				names = append(names, g)
+			}
+		}
+		if len(names) < 2 {
+			names = nil
+		}
+	}
+	if names == nil {
+		d.Inner, d.Outer = dataset.Split(trainEx, outerSplit, seed^0xb1)
+	} else {
+		_, outer := dataset.Split(names, outerSplit, seed^0xb1)
+		isOuter := make(map[string]bool, len(outer))
+		for _, g := range outer {
+			isOuter[g] = true
+		}
+		for i := range trainEx {
+			if isOuter[group(&trainEx[i])] {
+				d.Outer = append(d.Outer, trainEx[i])
+			} else {
+				d.Inner = append(d.Inner, trainEx[i])
+			}
+		}
+		d.Groups = len(names)
+	}
 	d.Retrain = append(append([]dataset.Example(nil), d.Inner...), d.Outer...)
 	if len(d.Inner) == 0 || len(d.Outer) == 0 {
 		return d, &DataError{Train: len(trainEx)}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"github.com/bidora/bidora/dataset"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -326,6 +327,32 @@ func TestTrainDirQwenRepoFormat(t *testing.T) {
 		// FIM cuts only the text: the header stays in front.
 		if fim == "1" && (rep.FIMExamples != rep.Examples["train"] || !strings.HasPrefix(body, "<|fim_prefix|>")) {
 			t.Errorf("FIM: %d of %d examples, body %q", rep.FIMExamples, rep.Examples["train"], body)
+		}
+	}
+}
+
+// BiDoRA on a source tree fits the magnitudes on whole files the direction never saw:
+// the outer split is a share of the files (stderr says so), and sourceFile groups a
+// file's chunks.
+func TestTrainDirBiDoRASplitsByFile(t *testing.T) {
+	fakeHardware(t, 22)
+	model := tinyModelDir(t, "llama")
+	dir := filepath.Join(t.TempDir(), "crate")
+	writeCrate(t, dir)
+	code, _, errOut := run(t, "train", "--model", model, "--train-dir", dir, "--val-split", "0", "--max-seq-len", "32",
+		"--method", "bidora", "--outer-split", "0.3", "--max-steps", "1", "--batch-size", "2", "--grad-accum", "1",
+		"--output", filepath.Join(t.TempDir(), "out"), "--quantization", "none")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "source files (whole files)") {
+		t.Errorf("stderr does not report a split by file:\n%s", errOut)
+	}
+	for src, want := range map[string]string{
+		"src/a.rs:1-40": "src/a.rs", "dir:x/b.rs:41-80": "dir:x/b.rs", "train.jsonl:12": "train.jsonl:12", "data.parquet:row 7": "data.parquet:row 7",
+	} {
+		if got := sourceFile(&dataset.Example{Source: src}); got != want {
+			t.Errorf("sourceFile(%q) = %q, want %q", src, got, want)
 		}
 	}
 }
