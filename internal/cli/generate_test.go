@@ -80,25 +80,7 @@ func TestGenerateUsageErrors(t *testing.T) {
 func TestGeneratePlain(t *testing.T) {
 	dir := genTestModel(t)
 	const prompt = "def main():"
-	m, err := model.Load(dir, model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := m.NewKVCache(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := tok.EncodeWithSpecial(prompt)
-	ref, err := m.Generate(context.Background(), kc, ids, model.GenerateOptions{MaxNewTokens: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := tok.Decode(append(append([]int(nil), ids...), ref.Tokens...), true)[len(tok.Decode(ids, true)):]
+	want, ids, ref := libraryGreedy(t, dir, prompt, 20, model.Options{})
 
 	code, out, errOut := runGenerateCmd(t, "", "--model", dir, "--prompt", prompt, "--max-new-tokens", "20", "--json", "--threads", "1")
 	if code != 0 {
@@ -260,25 +242,7 @@ func TestGenerateCompute(t *testing.T) {
 		flag string
 		want model.Compute
 	}{{"bf16", model.ComputeBF16}, {"f32", model.ComputeF32}, {"auto", model.ComputeF32}} {
-		m, err := model.Load(dir, model.Options{Compute: c.want})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, err := tokenizer.Load(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kc, err := m.NewKVCache(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids := tok.EncodeWithSpecial(prompt)
-		ref, err := m.Generate(context.Background(), kc, ids, model.GenerateOptions{MaxNewTokens: 12})
-		m.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := tok.Decode(append(append([]int(nil), ids...), ref.Tokens...), true)[len(tok.Decode(ids, true)):]
+		want, _, _ := libraryGreedy(t, dir, prompt, 12, model.Options{Compute: c.want})
 		code, out, errOut := runGenerateCmd(t, "", "--model", dir, "--prompt", prompt, "--max-new-tokens", "12", "--json", "--compute", c.flag)
 		if code != 0 {
 			t.Fatalf("--compute %s: exit %d: %s", c.flag, code, errOut)
@@ -288,4 +252,30 @@ func TestGenerateCompute(t *testing.T) {
 			t.Errorf("--compute %s: got %+v, want text %q and compute %s", c.flag, res, want, c.want)
 		}
 	}
+}
+
+// libraryGreedy is the library's greedy generation of maxNew tokens after prompt with
+// the model in dir loaded with opts: the continuation's text, the prompt's ids and the
+// result.
+func libraryGreedy(t *testing.T, dir, prompt string, maxNew int, opts model.Options) (string, []int, *model.GenerateResult) {
+	t.Helper()
+	m, err := model.Load(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := m.NewKVCache(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := tok.EncodeWithSpecial(prompt)
+	ref, err := m.Generate(context.Background(), kc, ids, model.GenerateOptions{MaxNewTokens: maxNew})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Decode(append(append([]int(nil), ids...), ref.Tokens...), true)[len(tok.Decode(ids, true)):], ids, ref
 }
