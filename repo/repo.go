@@ -5,7 +5,8 @@
 // (the .gitignore files of the tree and of its parents up to the repository's top,
 // with negations, directory patterns and "**", and .git/info/exclude; .git itself is
 // never entered; files git tracks although a pattern matches them are asked of the git
-// binary when it is installed; the global core.excludesFile is not read), or reads a git repository at a revision straight from its objects
+// binary when it is installed; and the user's global excludes file, core.excludesFile),
+// or reads a git repository at a revision straight from its objects
 // (DIR@REV, through the git binary). Of what git lists it then skips, with a reason
 // in the Report: symbolic links (git lists the link itself; its target is not this
 // file's text), binary files (a NUL byte, or not UTF-8), vendored directories and
@@ -26,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -272,14 +274,15 @@ func splitRev(tree string) (dir, rev string, ok bool) {
 }
 
 // parentIgnores finds the repository top above dir (a directory holding .git) and
-// returns the patterns of .git/info/exclude and of the .gitignore files from the top
-// down to dir's parent, and dir's path relative to the top ("" when dir is the top
-// or no repository holds it).
+// returns the patterns of the global excludes file, of .git/info/exclude and of the
+// .gitignore files from the top down to dir's parent, and dir's path relative to the
+// top ("" when dir is the top or no repository holds it).
 func parentIgnores(dir string) (ig Ignore, prefix string, inRepo bool, err error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return Ignore{}, "", false, err
 	}
+	ig = ig.With(globalExcludes(abs))
 	top := ""
 	for d := abs; ; {
 		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
@@ -293,7 +296,7 @@ func parentIgnores(dir string) (ig Ignore, prefix string, inRepo bool, err error
 		d = parent
 	}
 	if top == "" {
-		return Ignore{}, "", false, nil
+		return ig, "", false, nil
 	}
 	if gitDir := resolveGitDir(top); gitDir != "" {
 		if data, err := os.ReadFile(filepath.Join(gitDir, "info", "exclude")); err == nil {
@@ -314,6 +317,43 @@ func parentIgnores(dir string) (ig Ignore, prefix string, inRepo bool, err error
 		}
 	}
 	return ig, rel, true, nil
+}
+
+// maxIgnoreFile bounds the global excludes file read (a user's file, not the tree's).
+const maxIgnoreFile = 1 << 20
+
+// globalExcludes returns the patterns of the user's global excludes file, lowest in
+// precedence, as git finds it: core.excludesFile as the git binary reports it for dir
+// (when git is installed; it reads the global and repository config and expands ~),
+// else git's default, $XDG_CONFIG_HOME/git/ignore or ~/.config/git/ignore. A missing
+// or unreadable file gives none (git ignores it too); one over 1 MiB is not read.
+func globalExcludes(dir string) []Pattern {
+	path := ""
+	if _, err := exec.LookPath(gitCommand); err == nil {
+		if out, err := exec.Command(gitCommand, "-C", dir, "config", "--path", "core.excludesFile").Output(); err == nil {
+			path = strings.TrimSpace(string(out))
+		}
+	}
+	if path == "" {
+		if x := os.Getenv("XDG_CONFIG_HOME"); x != "" {
+			path = filepath.Join(x, "git", "ignore")
+		} else if h, err := os.UserHomeDir(); err == nil {
+			path = filepath.Join(h, ".config", "git", "ignore")
+		}
+	}
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxIgnoreFile+1))
+	if err != nil || len(data) > maxIgnoreFile {
+		return nil
+	}
+	return ParseIgnore(data, "")
 }
 
 // trackedIgnored asks git (when it is installed) for the tracked files below dir that

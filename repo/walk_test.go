@@ -304,3 +304,51 @@ func TestWalkRevision(t *testing.T) {
 		t.Errorf("no git: err = %v", err)
 	}
 }
+
+// TestGlobalExcludes checks the user's global excludes file: git's default location
+// ($XDG_CONFIG_HOME/git/ignore) without git configuration, and core.excludesFile from
+// the global git configuration (~ expanded by git) when git is installed, where the
+// walk must equal git's own listing. Patterns are relative to the repository top.
+func TestGlobalExcludes(t *testing.T) {
+	home, xdg := t.TempDir(), t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", xdg)
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	t.Setenv("GIT_CONFIG_GLOBAL", filepath.Join(home, ".gitconfig"))
+	writeTree(t, xdg, map[string]string{"git/ignore": "*.swp\n/top-only.txt\n"})
+	tree := t.TempDir()
+	writeTree(t, tree, map[string]string{"a.rs": "fn a() {}\n", "b.swp": "x\n", "c.tmp": "x\n",
+		"top-only.txt": "x\n", "sub/top-only.txt": "y\n"})
+	walk := func() []string {
+		files, _, err := Walk(context.Background(), tree, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, f := range files {
+			names = append(names, f.Path)
+		}
+		return names
+	}
+	if got, want := walk(), []string{"a.rs", "c.tmp", "sub/top-only.txt"}; !slices.Equal(got, want) {
+		t.Errorf("default global excludes: walk took %v, want %v", got, want)
+	}
+
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed: core.excludesFile is not checked")
+	}
+	writeTree(t, home, map[string]string{".gitconfig": "[core]\n\texcludesFile = ~/my-ignore\n", "my-ignore": "*.tmp\n"})
+	cmd := exec.Command("git", "-C", tree, "init", "-q")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
+	}
+	out, err := exec.Command("git", "-C", tree, "ls-files", "--others", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gitList := strings.Fields(string(out))
+	sort.Strings(gitList)
+	if got, want := walk(), []string{"a.rs", "b.swp", "sub/top-only.txt", "top-only.txt"}; !slices.Equal(got, want) || !slices.Equal(got, gitList) {
+		t.Errorf("core.excludesFile: walk took %v, want %v (git lists %v)", got, want, gitList)
+	}
+}
