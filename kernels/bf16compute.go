@@ -343,36 +343,31 @@ func (r *BF16Rows) Release() {
 // W[n×k] (row-major), Y with row stride ldy ≥ n: MatMulNTBF16Compute with the rounding
 // done once by RoundRows. With accumulate, Y +=.
 func MatMulNTRows(y []float32, ldy int, a *BF16Rows, w []BF16, n int, accumulate bool) {
-	m, k := a.m, a.k
-	if n < 0 || ldy < n || len(w) < n*k || (m > 0 && n > 0 && len(y) < (m-1)*ldy+n) {
-		panic("kernels: MatMulNTRows: bad shape or short buffer")
-	}
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		clearRows(y, m, n, ldy, accumulate)
-		return
-	}
-	gemmBF16Rounded(a.s, m, n, k, a.b, a.ka, packPairsNT(w, k, a.s), y, ldy, accumulate)
+	a.product("MatMulNTRows", y, ldy, n, len(w), packPairsNT(w, a.k, a.s), accumulate)
 }
 
 // MatMulNNRows computes dX[m×kw] (+)= A·W for the rounded operand A[m×n] and bf16 weights
 // W[n×kw] (row-major), dX with row stride ldx ≥ kw: MatMulNNBF16Compute with the rounding
 // done once by RoundRows. With accumulate, dX +=.
 func MatMulNNRows(dx []float32, ldx int, a *BF16Rows, w []BF16, kw int, accumulate bool) {
-	m, n := a.m, a.k
-	if kw < 0 || ldx < kw || len(w) < n*kw || (m > 0 && kw > 0 && len(dx) < (m-1)*ldx+kw) {
-		panic("kernels: MatMulNNRows: bad shape or short buffer")
+	a.product("MatMulNNRows", dx, ldx, kw, len(w), packPairsNN(w, a.k, kw, a.s), accumulate)
+}
+
+// product computes C[m×width] (+)= A·B for the operand A[m×k] and the weight B[k×width]
+// given by pack (a weight of wlen values, k·width of them used), C with row stride ldc.
+func (a *BF16Rows) product(op string, c []float32, ldc, width, wlen int, pack pairPacker, acc bool) {
+	m, k := a.m, a.k
+	if width < 0 || ldc < width || wlen < k*width || (m > 0 && width > 0 && len(c) < (m-1)*ldc+width) {
+		panic("kernels: " + op + ": bad shape or short buffer")
 	}
-	if m == 0 || kw == 0 {
+	if m == 0 || width == 0 {
 		return
 	}
-	if n == 0 {
-		clearRows(dx, m, kw, ldx, accumulate)
+	if k == 0 {
+		clearRows(c, m, width, ldc, acc)
 		return
 	}
-	gemmBF16Rounded(a.s, m, kw, n, a.b, a.ka, packPairsNN(w, n, kw, a.s), dx, ldx, accumulate)
+	gemmBF16Rounded(a.s, m, width, k, a.b, a.ka, pack, c, ldc, acc)
 }
 
 // gemmBF16Rounded is gemmBF16 on an operand already rounded: ab holds ⌈m/mr⌉·mr rows of

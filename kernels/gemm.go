@@ -78,7 +78,14 @@ func putBuf(b *[]float32) {
 // with ReleaseScratch. Kernels outside this package (quant's fused GEMMs) share the pool.
 func Scratch(n int) *[]float32 { return getBuf(n) }
 
-// ReleaseScratch returns a buffer from Scratch to the pool.
+// ScratchBF16 is Scratch for n bf16 values: a pooled buffer and its bf16 view (contents
+// undefined); give the buffer back with ReleaseScratch.
+func ScratchBF16(n int) (*[]float32, []BF16) {
+	b := getBuf((n + 1) / 2)
+	return b, asBF16(*b, n)
+}
+
+// ReleaseScratch returns a buffer from Scratch or ScratchBF16 to the pool.
 func ReleaseScratch(b *[]float32) { putBuf(b) }
 
 // narrowCols is the widest output the narrow micro-kernel (when the kernel set has

@@ -58,19 +58,7 @@ func roundTile(target, unit, limit int) int {
 	return min(t, limit)
 }
 
-// gemmFunc is a panel product: kernels.MatMulNT/MatMulNN or their bf16-compute forms.
-type gemmFunc func(c, a, w []float32, m, n, k int, acc bool)
-
 func mulNT(w ranged, y, x []float32, m int, acc bool) {
-	mulNTWith(w, y, x, m, acc, kernels.MatMulNT)
-}
-
-func mulNN(w ranged, dx, dy []float32, m int, acc bool) {
-	mulNNWith(w, dx, dy, m, acc, kernels.MatMulNN)
-}
-
-// mulNTWith is mulNT with the panel product mm (Y[m×rows] = X·Pᵀ).
-func mulNTWith(w ranged, y, x []float32, m int, acc bool, mm gemmFunc) {
 	n, k := w.Shape()
 	checkLen("MulNT", y, m*n, x, m*k)
 	if noProduct(y, m, n, k, acc) {
@@ -90,11 +78,11 @@ func mulNTWith(w ranged, y, x []float32, m int, acc bool, mm gemmFunc) {
 			p := (*panel)[:rows*k]
 			w.DequantizeRange(p, j0*k)
 			if ytmp == nil { // y's columns j0..j1 are contiguous
-				mm(y[j0:], x, p, m, rows, k, acc)
+				kernels.MatMulNT(y[j0:], x, p, m, rows, k, acc)
 				continue
 			}
 			yt := (*ytmp)[:m*rows]
-			mm(yt, x, p, m, rows, k, false)
+			kernels.MatMulNT(yt, x, p, m, rows, k, false)
 			scatterCols(y, n, j0, yt, rows, m, acc)
 		}
 		kernels.ReleaseScratch(panel)
@@ -104,8 +92,7 @@ func mulNTWith(w ranged, y, x []float32, m int, acc bool, mm gemmFunc) {
 	})
 }
 
-// mulNNWith is mulNN with the panel product mm (dX[m×cw] = dY·P).
-func mulNNWith(w ranged, dx, dy []float32, m int, acc bool, mm gemmFunc) {
+func mulNN(w ranged, dx, dy []float32, m int, acc bool) {
 	n, k := w.Shape()
 	checkLen("MulNN", dx, m*k, dy, m*n)
 	if noProduct(dx, m, k, n, acc) { // dX is m×k, the sum runs over W's n rows
@@ -127,11 +114,11 @@ func mulNNWith(w ranged, dx, dy []float32, m int, acc bool, mm gemmFunc) {
 				w.DequantizeRange(p[r*cw:(r+1)*cw], r*k+c0)
 			}
 			if dtmp == nil {
-				mm(dx[c0:], dy, p, m, n, cw, acc)
+				kernels.MatMulNN(dx[c0:], dy, p, m, n, cw, acc)
 				continue
 			}
 			dt := (*dtmp)[:m*cw]
-			mm(dt, dy, p, m, n, cw, false)
+			kernels.MatMulNN(dt, dy, p, m, n, cw, false)
 			scatterCols(dx, k, c0, dt, cw, m, acc)
 		}
 		kernels.ReleaseScratch(panel)

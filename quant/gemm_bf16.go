@@ -1,10 +1,6 @@
 package quant
 
-import (
-	"sync"
-
-	"github.com/bidora/bidora/kernels"
-)
+import "github.com/bidora/bidora/kernels"
 
 // bf16 compute for quantised weights (what bitsandbytes does with
 // bnb_4bit_compute_dtype=bfloat16): the activation operand is rounded to bf16 once per
@@ -67,17 +63,6 @@ func bf16PanelValues() int { return 2 * panelFloats }
 // stageFloats is the f32 staging chunk a range is decoded into before rounding.
 const stageFloats = 2048
 
-var bf16Pool sync.Pool
-
-func getBF16(n int) *[]kernels.BF16 {
-	if b, ok := bf16Pool.Get().(*[]kernels.BF16); ok && cap(*b) >= n {
-		*b = (*b)[:n]
-		return b
-	}
-	b := make([]kernels.BF16, n)
-	return &b
-}
-
 // dequantBF16 writes values [start, start+len(dst)) of w, rounded to bf16, through the
 // f32 staging buffer stage.
 func dequantBF16(w ranged, dst []kernels.BF16, start int, stage []float32) {
@@ -101,15 +86,15 @@ func mulNTBF16(w ranged, y, x []float32, m int, acc bool) {
 	tiles := (n + nt - 1) / nt
 	kernels.Parallel(tiles, 1, func(lo, hi int) {
 		stage := kernels.Scratch(min(stageFloats, nt*k))
-		panel := getBF16(nt * k)
+		pbuf, panel := kernels.ScratchBF16(nt * k)
 		for t := lo; t < hi; t++ {
 			j0 := t * nt
 			rows := min(n, j0+nt) - j0
-			p := (*panel)[:rows*k]
+			p := panel[:rows*k]
 			dequantBF16(w, p, j0*k, *stage)
 			kernels.MatMulNTRows(y[j0:], n, a, p, rows, acc)
 		}
-		bf16Pool.Put(panel)
+		kernels.ReleaseScratch(pbuf)
 		kernels.ReleaseScratch(stage)
 	})
 }
@@ -129,20 +114,20 @@ func mulNNBF16(w ranged, dx, dy []float32, m int, acc bool) {
 	rb := min(n, max(2, bf16PanelValues()/cw/2*2))
 	kernels.Parallel(slabs, 1, func(lo, hi int) {
 		stage := kernels.Scratch(cw)
-		panel := getBF16(rb * cw)
+		pbuf, panel := kernels.ScratchBF16(rb * cw)
 		for s := lo; s < hi; s++ {
 			c0 := s * cw
 			sw := min(k, c0+cw) - c0
 			for r0 := 0; r0 < n; r0 += rb {
 				r1 := min(n, r0+rb)
-				p := (*panel)[:(r1-r0)*sw]
+				p := panel[:(r1-r0)*sw]
 				for r := r0; r < r1; r++ {
 					dequantBF16(w, p[(r-r0)*sw:(r-r0+1)*sw], r*k+c0, (*stage)[:sw])
 				}
 				kernels.MatMulNNRows(dx[c0:], k, a.Cols(r0, r1), p, sw, acc || r0 > 0)
 			}
 		}
-		bf16Pool.Put(panel)
+		kernels.ReleaseScratch(pbuf)
 		kernels.ReleaseScratch(stage)
 	})
 }
